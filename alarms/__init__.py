@@ -1,0 +1,1 @@
+"""Alarms: ranges, rules, the pure engine, notification delivery."""

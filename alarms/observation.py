@@ -1,0 +1,33 @@
+"""What the service hands the alarm side after a value is archived (data flows one way)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One archived value with the slurper's default tolerances (``[[alarm]]`` rules override them)."""
+
+    metric_id: str
+    time: float
+    value: float | None
+    ds_type: str = "GAUGE"
+    interval: float = 60.0
+    warning: str | None = None
+    critical: str | None = None
+
+
+class AlarmSink(Protocol):
+    """The alarm side as the service sees it."""
+
+    def observe(self, observations: Sequence[Observation], now: float) -> None:
+        """Evaluate newly archived values (persisting state and queueing notifications)."""
+
+    def tick(self, now: float) -> None:
+        """Periodic work: staleness, downtime starts/ends, re-notification, outbox delivery."""
+
+    def close(self) -> None:
+        """Deliver what is due and release resources."""

@@ -1,0 +1,1 @@
+"""rexmon: the CLI and the wiring."""

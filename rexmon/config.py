@@ -1,0 +1,400 @@
+"""Load, merge and validate the TOML configuration.
+
+``rexmon.toml`` is read first, then ``conf.d/*.toml`` beside it in name order. Tables merge key by key
+(the last file wins, like Munin's plugin-conf.d); ``[[slurper]]``, ``[[alarm]]`` and ``[[notify]]``
+entries accumulate. Every error names the file and the key; :func:`load` collects all of them before
+raising so ``rexmon check`` can print them at once.
+
+Relative paths (``rrd_dir``, ``state_dir``, a ``sqlite:///`` database, ``htpasswd``) are resolved against
+the directory of the main config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass as pdataclass
+
+from alarms.ranges import RangeError, parse_range
+from slurpers.api import Duration, Secret, Slurper
+from slurpers.registry import SlurperRegistry
+
+DEFAULT_CONFIG = "etc/rexmon.toml"
+RESERVED_SLURPER_IDS = frozenset({"rexmon"})
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_STRICT = ConfigDict(extra="forbid")
+SEVERITIES = ("WARNING", "CRITICAL", "UNKNOWN", "OK")
+
+
+class ConfigError(Exception):
+    """One or more configuration errors, each naming file and key."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@pdataclass(frozen=True, config=_STRICT)
+class ArchiveConfig:
+    rrd_dir: str = "var/rrd"
+    step: int = Field(default=60, gt=0, le=86400)
+    #: "" (write files directly), "unix:/path/to/rrdcached.sock", or "host:port" (TCP)
+    rrdcached: str = ""
+
+    @field_validator("rrdcached")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        if v and not (v.startswith("unix:") or re.fullmatch(r"\[?[A-Za-z0-9.:-]+\]?:\d{1,5}", v)):
+            raise ValueError('rrdcached must be "", "unix:/path" or "host:port"')
+        return v
+
+
+@pdataclass(frozen=True, config=_STRICT)
+class DatabaseConfig:
+    url: str = "sqlite:///var/rexmon.db"
+
+
+@pdataclass(frozen=True, config=_STRICT)
+class SchedulerConfig:
+    #: threads running slurpers at once
+    workers: int = Field(default=16, ge=1, le=512)
+    #: random delay added to each run (seconds) so that slurpers with one interval do not fire together
+    jitter: Duration = 5.0
+    #: checkpoints of slurpers that keep one (e.g. netbeam), as JSON files
+    state_dir: str = "var/state"
+    #: "I/N": run only the slurpers of shard I (1-based) of N, for several collector hosts
+    shard: str = ""
+    #: evaluate alarms on this host (exactly one host of a scale-out should)
+    evaluate_alarms: bool = True
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str) -> str:
+        if v:
+            parse_shard(v)
+        return v
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
+        raise ValueError(f"shard {text!r} must be I/N with 1 <= I <= N, e.g. 1/3")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _check_range(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            parse_range(v)
+        except RangeError as exc:
+            raise ValueError(str(exc)) from None
+    return v
+
+
+@pdataclass(frozen=True, config=_STRICT)
+class AlarmRule:
+    """One ``[[alarm]]``: tolerances for the metrics whose id matches ``match``."""
+
+    match: list[str]
+    warning: str | None = None
+    critical: str | None = None
+    recover_warning: str | None = None
+    recover_critical: str | None = None
+    for_: Duration = Field(default=0.0, alias="for")
+    samples: int = Field(default=1, ge=1, le=10000)
+    #: no new value for this long -> UNKNOWN; None = 3 x the slurper's interval
+    stale: Duration | None = None
+    renotify: Duration = 0.0
+    notify: list[str] = field(default_factory=list)
+    name: str = ""
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if not v or any(not isinstance(p, str) or not p.strip() for p in v):
+            raise ValueError("match needs at least one non-empty glob over metric ids")
+        return v
+
+    @field_validator("warning", "critical", "recover_warning", "recover_critical")
+    @classmethod
+    def _ranges(cls, v: str | None) -> str | None:
+        return _check_range(v)
+
+
+@pdataclass(frozen=True, config=_STRICT)
+class NotifyTarget:
+    """One ``[[notify]]``: an apprise URL (a secret, as it embeds credentials)."""
+
+    url: Secret
+    name: str = ""
+    tags: list[str] = field(default_factory=list)
+    severities: list[Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]] = field(
+        default_factory=lambda: list(SEVERITIES)
+    )
+
+
+@pdataclass(frozen=True, config=_STRICT)
+class WebConfig:
+    listen: str = "127.0.0.1:8080"
+    public_read: bool = True
+    #: htpasswd file with bcrypt hashes (htpasswd -B)
+    htpasswd: str = ""
+    #: trust this request header (e.g. REMOTE_USER) set by a reverse proxy that did the login
+    trusted_header: str = ""
+    #: used to sign sessions and CSRF tokens; generated per start when unset
+    secret_key: Secret | None = None
+    #: absolute URL of the site, for links in notifications
+    base_url: str = "http://127.0.0.1:8080"
+    graph_cache_dir: str = "var/graphs"
+
+
+@dataclass(frozen=True)
+class SlurperConfig:
+    id: str
+    type: str
+    interval: float
+    timeout: float
+    settings: Any
+    source: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    base_dir: Path
+    archive: ArchiveConfig
+    database: DatabaseConfig
+    scheduler: SchedulerConfig
+    web: WebConfig
+    slurpers: tuple[SlurperConfig, ...]
+    alarms: tuple[AlarmRule, ...]
+    notify: tuple[NotifyTarget, ...]
+    files: tuple[Path, ...] = ()
+
+    @property
+    def rrd_dir(self) -> Path:
+        return self.resolve(self.archive.rrd_dir)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.scheduler.state_dir)
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
+
+    @property
+    def rrdcached(self) -> str:
+        addr = self.archive.rrdcached
+        if addr.startswith("unix:"):
+            return "unix:" + str(self.resolve(addr[5:]))
+        return addr
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "archive": ArchiveConfig,
+    "database": DatabaseConfig,
+    "scheduler": SchedulerConfig,
+    "web": WebConfig,
+}
+_ARRAYS = ("slurper", "alarm", "notify")
+_SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled")
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $REXMON_CONFIG, else etc/rexmon.toml."""
+    return Path(explicit or os.environ.get("REXMON_CONFIG") or DEFAULT_CONFIG)
+
+
+def config_files(path: Path) -> list[Path]:
+    confd = path.parent / "conf.d"
+    extra = sorted(confd.glob("*.toml")) if confd.is_dir() else []
+    return [path, *extra]
+
+
+def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry | None = None) -> Config:
+    """Read, merge and validate; raise :class:`ConfigError` listing every problem."""
+    main = config_path(path)
+    errors: list[str] = []
+    if not main.is_file():
+        raise ConfigError([f"{main}: config file not found"])
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, str], Path] = {}
+    arrays: dict[str, list[tuple[Path, int, Any]]] = {k: [] for k in _ARRAYS}
+    files = config_files(main)
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            errors.append(f"{f}: not valid TOML: {exc}")
+            continue
+        except OSError as exc:
+            errors.append(f"{f}: cannot read: {exc.strerror}")
+            continue
+        _merge_file(f, data, merged, origin, arrays, errors)
+
+    base_dir = main.resolve().parent
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = merged.get(name, {})
+        sections[name] = _validate(cls, table, lambda key, n=name: _where(origin, n, key, main), errors)
+
+    reg = registry or SlurperRegistry.from_entry_points()
+    slurpers = _load_slurpers(arrays["slurper"], reg, errors)
+    alarms = tuple(
+        r
+        for r in (
+            _validate(AlarmRule, t, lambda key, f=f, i=i: f"{f}: [[alarm]] #{i + 1}: {key}", errors)
+            for f, i, t in arrays["alarm"]
+        )
+        if r is not None
+    )
+    notify = tuple(
+        n
+        for n in (
+            _validate(NotifyTarget, t, lambda key, f=f, i=i: f"{f}: [[notify]] #{i + 1}: {key}", errors)
+            for f, i, t in arrays["notify"]
+        )
+        if n is not None
+    )
+    if errors:
+        raise ConfigError(errors)
+    return Config(
+        path=main,
+        base_dir=base_dir,
+        archive=sections["archive"],
+        database=sections["database"],
+        scheduler=sections["scheduler"],
+        web=sections["web"],
+        slurpers=tuple(slurpers),
+        alarms=alarms,
+        notify=notify,
+        files=tuple(files),
+    )
+
+
+def _merge_file(
+    f: Path,
+    data: Mapping[str, Any],
+    merged: dict[str, Any],
+    origin: dict[tuple[str, str], Path],
+    arrays: dict[str, list[tuple[Path, int, Any]]],
+    errors: list[str],
+) -> None:
+    for key, value in data.items():
+        if key in _ARRAYS:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                errors.append(f"{f}: {key}: write it as [[{key}]] tables")
+                continue
+            start = len(arrays[key])
+            arrays[key].extend((f, start + i, v) for i, v in enumerate(value))
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                errors.append(f"{f}: {key}: must be a table [{key}]")
+                continue
+            table = merged.setdefault(key, {})
+            for k, v in value.items():
+                table[k] = v
+                origin[(key, k)] = f
+        else:
+            known = ", ".join([*(f"[{s}]" for s in _SECTIONS), *(f"[[{a}]]" for a in _ARRAYS)])
+            errors.append(f"{f}: unknown section or key {key!r} (known: {known})")
+
+
+def _where(origin: Mapping[tuple[str, str], Path], section: str, key: str, default: Path) -> str:
+    top = key.split(".", 1)[0]
+    return f"{origin.get((section, top), default)}: [{section}] {key}"
+
+
+def _validate(cls: type[Any], table: Any, where: Any, errors: list[str]) -> Any:
+    try:
+        return TypeAdapter(cls).validate_python(table)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(table)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            errors.append(f"{where(loc)}: {msg}")
+        return None
+
+
+def _load_slurpers(
+    entries: Iterable[tuple[Path, int, Any]], reg: SlurperRegistry, errors: list[str]
+) -> list[SlurperConfig]:
+    out: list[SlurperConfig] = []
+    seen: dict[str, Path] = {}
+    for f, i, table in entries:
+        sid = table.get("id")
+        label = f"{f}: [[slurper]] {sid!r}" if isinstance(sid, str) else f"{f}: [[slurper]] #{i + 1}"
+        start = len(errors)
+        if not isinstance(sid, str) or not _ID.match(sid):
+            errors.append(f"{label}: id: required, letters, digits, '.', '_' or '-' (max 100)")
+        elif sid in RESERVED_SLURPER_IDS:
+            errors.append(f"{label}: id: {sid!r} is reserved for rexmon's own health metrics")
+        elif sid in seen:
+            errors.append(f"{label}: id: duplicate slurper id (first defined in {seen[sid]})")
+        else:
+            seen[sid] = f
+        stype = table.get("type")
+        cls: type[Slurper] | None = None
+        if not isinstance(stype, str):
+            errors.append(f"{label}: type: required (known: {', '.join(reg.names())})")
+        else:
+            try:
+                cls = reg.get(stype)
+            except LookupError as exc:
+                errors.append(f"{label}: type: {exc}")
+        interval = _number(table.get("interval", 60), f"{label}: interval", errors, low=1)
+        timeout = _number(table.get("timeout", min(10.0, interval)), f"{label}: timeout", errors, low=0.1)
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            errors.append(f"{label}: enabled: must be true or false")
+        own = {k: v for k, v in table.items() if k not in _SLURPER_COMMON}
+        settings = None
+        if cls is not None:
+            settings = _validate(cls.Settings, own, lambda key, label=label: f"{label}: {key}", errors)
+        if len(errors) == start and cls is not None and isinstance(sid, str) and isinstance(stype, str):
+            out.append(SlurperConfig(sid, stype, interval, timeout, settings, str(f), bool(enabled)))
+    return out
+
+
+def _number(value: Any, where: str, errors: list[str], *, low: float) -> float:
+    from slurpers.api import parse_duration
+
+    try:
+        v = parse_duration(value)
+    except ValueError as exc:
+        errors.append(f"{where}: {exc}")
+        return low
+    if v < low:
+        errors.append(f"{where}: must be at least {low:g} s, got {v:g}")
+        return low
+    return v
+
+
+def build_slurper(sc: SlurperConfig, registry: SlurperRegistry | None = None) -> Slurper:
+    reg = registry or SlurperRegistry.from_entry_points()
+    cls = reg.get(sc.type)
+    return cls(sc.id, sc.settings, interval=sc.interval, timeout=sc.timeout)

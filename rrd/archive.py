@@ -1,0 +1,315 @@
+"""The RRD archive: create files on first sight, batched updates (directly or through rrdcached), reads.
+
+This package is the only one that imports rrdtool. It knows metric ids and series specs, never slurpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import rrdtool
+
+from rrd.names import id_from_path, path_for, relpath
+from rrd.rrdcached import RRDCachedClient, RRDCachedError
+
+log = logging.getLogger(__name__)
+
+DSType = Literal["GAUGE", "COUNTER", "DERIVE", "ABSOLUTE"]
+DS_NAME = "value"
+CFS = ("AVERAGE", "MIN", "MAX")
+DAY = 86400
+
+
+class ArchiveError(Exception):
+    """The archive could not be read or written; the message names the metric and the cause."""
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """What the archive needs to create a file: the DS type, its bounds and heartbeat."""
+
+    ds_type: DSType = "GAUGE"
+    heartbeat: int = 120
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    metric_id: str
+    time: int
+    value: float | None
+    spec: SeriesSpec = SeriesSpec()
+
+
+@dataclass
+class WriteResult:
+    written: int = 0
+    #: older than (or at) the file's last update: skipped, never an error
+    skipped_old: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    created: int = 0
+
+
+@dataclass(frozen=True)
+class Series:
+    metric_id: str
+    start: int
+    end: int
+    step: int
+    cf: str
+    values: list[float | None]
+
+    def points(self) -> list[tuple[int, float | None]]:
+        return [(self.start + i * self.step, v) for i, v in enumerate(self.values)]
+
+
+def rra_args(step: int) -> list[str]:
+    """1 step for 2 days, 5 steps for 2 weeks, 60 steps for 2 months, 1440 steps for 2 years."""
+    plan = [(1, 2 * DAY), (5, 14 * DAY), (60, 62 * DAY), (1440, 730 * DAY)]
+    out = []
+    for cf in CFS:
+        for steps, span in plan:
+            rows = max(1, span // (steps * step))
+            out.append(f"RRA:{cf}:0.5:{steps}:{rows}")
+    return out
+
+
+def ds_arg(spec: SeriesSpec) -> str:
+    lo = "U" if spec.min is None else _num(spec.min)
+    hi = "U" if spec.max is None else _num(spec.max)
+    return f"DS:{DS_NAME}:{spec.ds_type}:{int(spec.heartbeat)}:{lo}:{hi}"
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def format_value(value: float | None, ds_type: str) -> str:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return "U"
+    if ds_type != "GAUGE":
+        return str(int(value))  # librrd accepts only integers for COUNTER/DERIVE/ABSOLUTE
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+class Archive:
+    """One RRD archive under ``rrd_dir``, optionally fronted by rrdcached.
+
+    With ``rrdcached`` set, every write goes through it (creation with CREATE, updates with BATCH) and
+    every read flushes the file first. Over a unix socket files are named by absolute path; over TCP by
+    their path relative to ``rrd_dir``, which must be rrdcached's ``-b`` base directory.
+    """
+
+    def __init__(self, rrd_dir: Path, step: int = 60, rrdcached: str = "") -> None:
+        self.rrd_dir = Path(rrd_dir)
+        self.step = int(step)
+        self.rrdcached = rrdcached
+        self._client = RRDCachedClient(rrdcached) if rrdcached else None
+        self._remote = bool(rrdcached) and not rrdcached.startswith("unix:")
+        self._last: dict[str, int] = {}
+        self._names: dict[str, tuple[Path, str]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # -- names -----------------------------------------------------------------------------------
+    def path(self, metric_id: str) -> Path:
+        return self._name(metric_id)[0]
+
+    def _name(self, metric_id: str) -> tuple[Path, str]:
+        """(local path, name given to rrdcached) for a metric id; cached, ids repeat every round."""
+        hit = self._names.get(metric_id)
+        if hit is None:
+            path = path_for(self.rrd_dir, metric_id)
+            hit = (path, relpath(metric_id) if self._remote else str(path))
+            self._names[metric_id] = hit
+        return hit
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, updates: Iterable[Update]) -> WriteResult:
+        """Archive a batch. Old updates are skipped and counted; a bad file fails alone."""
+        result = WriteResult()
+        by_file: dict[str, list[Update]] = defaultdict(list)
+        with self._lock:
+            for u in updates:
+                by_file[u.metric_id].append(u)
+            lines: list[tuple[str, str]] = []  # (metric id, "<ts>:<value>")
+            for metric_id, ups in by_file.items():
+                ups.sort(key=lambda u: u.time)
+                try:
+                    last = self._ensure(metric_id, ups[0], result)
+                except (ArchiveError, RRDCachedError, OSError) as exc:
+                    result.errors.append((metric_id, str(exc)))
+                    continue
+                for u in ups:
+                    if u.time <= last:
+                        result.skipped_old += 1
+                        continue
+                    last = u.time
+                    lines.append((metric_id, f"{u.time}:{format_value(u.value, u.spec.ds_type)}"))
+                self._last[metric_id] = last
+            if self._client is not None:
+                self._send_batch(lines, result)
+            else:
+                self._update_files(lines, result)
+        return result
+
+    def _ensure(self, metric_id: str, first: Update, result: WriteResult) -> int:
+        """Create the file if needed; return its last update time (cached after the first look)."""
+        known = self._last.get(metric_id)
+        if known is not None:
+            return known
+        path, name = self._name(metric_id)
+        start = first.time - self.step
+        args = ["-s", str(self.step), "-b", str(start), ds_arg(first.spec), *rra_args(self.step)]
+        if self._client is not None:
+            if not self._remote:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if self._client.create(name, args):
+                result.created += 1
+                return start
+            last = self._client.last(name)
+            if last is None:
+                raise ArchiveError(f"{metric_id}: rrdcached cannot read {name}")
+            return last
+        if path.exists():
+            try:
+                return int(rrdtool.last(str(path)))
+            except rrdtool.OperationalError as exc:
+                raise ArchiveError(f"{metric_id}: {path} is not a readable RRD file: {exc}") from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            rrdtool.create(str(path), "--no-overwrite", "--step", str(self.step), "--start", str(start),
+                           *args[4:])
+        except rrdtool.OperationalError as exc:
+            if path.exists():  # another writer won the race
+                return int(rrdtool.last(str(path)))
+            raise ArchiveError(f"{metric_id}: cannot create {path}: {exc}") from exc
+        result.created += 1
+        return start
+
+    def _send_batch(self, lines: list[tuple[str, str]], result: WriteResult) -> None:
+        assert self._client is not None
+        commands = [f"UPDATE {self._name(mid)[1]} {val}" for mid, val in lines]
+        try:
+            reply = self._client.batch(commands)
+        except RRDCachedError as exc:
+            # nothing of this batch is known to be written; forget cached last-times so a retry works
+            for mid, _ in lines:
+                self._last.pop(mid, None)
+            result.errors.extend((mid, str(exc)) for mid, _ in lines)
+            return
+        failed = set()
+        for idx, msg in reply.errors:
+            mid = lines[idx][0] if 0 <= idx < len(lines) else "?"
+            failed.add(idx)
+            if "illegal attempt to update" in msg or "minimum one second step" in msg:
+                result.skipped_old += 1
+            else:
+                result.errors.append((mid, msg))
+                self._last.pop(mid, None)
+        result.written += len(lines) - len(failed)
+
+    def _update_files(self, lines: list[tuple[str, str]], result: WriteResult) -> None:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for mid, val in lines:
+            grouped[mid].append(val)
+        for mid, vals in grouped.items():
+            try:
+                rrdtool.update(str(self._name(mid)[0]), *vals)
+                result.written += len(vals)
+            except rrdtool.OperationalError as exc:
+                self._last.pop(mid, None)
+                result.errors.append((mid, str(exc)))
+
+    # -- reading ---------------------------------------------------------------------------------
+    def flush(self, metric_id: str | None = None) -> None:
+        if self._client is None:
+            return
+        if metric_id is None:
+            self._client.flushall()
+        else:
+            self._client.flush(self._name(metric_id)[1])
+
+    def exists(self, metric_id: str) -> bool:
+        return self.path(metric_id).is_file()
+
+    def metric_ids(self) -> list[str]:
+        """Every metric id with a file in the archive, sorted."""
+        if not self.rrd_dir.is_dir():
+            return []
+        out = []
+        for entry in os.scandir(self.rrd_dir):
+            if not entry.is_dir():
+                continue
+            for f in os.scandir(entry.path):
+                if f.name.endswith(".rrd") and f.is_file():
+                    out.append(id_from_path(self.rrd_dir, Path(f.path)))
+        return sorted(out)
+
+    def last(self, metric_id: str, *, flush: bool = True) -> tuple[int, float | None] | None:
+        """(time, value) of the last update, or None when the metric has no file."""
+        path = self.path(metric_id)
+        if not path.is_file():
+            return None
+        if flush:
+            self.flush(metric_id)
+        try:
+            info = rrdtool.lastupdate(str(path))
+        except rrdtool.OperationalError as exc:
+            raise ArchiveError(f"{metric_id}: cannot read {path}: {exc}") from exc
+        value = info["ds"].get(DS_NAME)
+        return int(info["date"].timestamp()), (None if value is None else float(value))
+
+    def last_many(self, metric_ids: Sequence[str]) -> dict[str, tuple[int, float | None]]:
+        if self._client is not None and metric_ids:
+            self._client.flushall()
+        out = {}
+        for mid in metric_ids:
+            try:
+                got = self.last(mid, flush=False)
+            except ArchiveError as exc:
+                log.warning("%s", exc)
+                continue
+            if got is not None:
+                out[mid] = got
+        return out
+
+    def fetch(
+        self, metric_id: str, start: int, end: int, cf: str = "AVERAGE", resolution: int | None = None
+    ) -> Series:
+        if cf not in CFS:
+            raise ArchiveError(f"consolidation function {cf!r} is not one of {', '.join(CFS)}")
+        path = self.path(metric_id)
+        if not path.is_file():
+            raise ArchiveError(f"no such metric: {metric_id}")
+        self.flush(metric_id)
+        args = [str(path), cf, "-s", str(int(start)), "-e", str(int(end))]
+        if resolution:
+            args += ["-r", str(int(resolution))]
+        try:
+            (t0, t1, step), _names, rows = rrdtool.fetch(*args)
+        except rrdtool.OperationalError as exc:
+            raise ArchiveError(f"{metric_id}: fetch failed: {exc}") from exc
+        return Series(metric_id, int(t0), int(t1), int(step), cf, [r[0] for r in rows])
+
+    def info(self, metric_id: str) -> dict[str, object]:
+        path = self.path(metric_id)
+        if not path.is_file():
+            raise ArchiveError(f"no such metric: {metric_id}")
+        self.flush(metric_id)
+        try:
+            return dict(rrdtool.info(str(path)))
+        except rrdtool.OperationalError as exc:
+            raise ArchiveError(f"{metric_id}: {exc}") from exc

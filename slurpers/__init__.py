@@ -1,0 +1,1 @@
+"""Slurpers: scheduled plugins that measure. See slurpers/api.py."""

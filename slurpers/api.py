@@ -1,0 +1,349 @@
+"""The only surface a slurper plugin imports: base class, metric specs, readings, helpers for I/O.
+
+A slurper *measures only*. It never writes RRD files, checks thresholds or renders anything:
+it turns a source's payload into :class:`Reading` objects and describes them with :class:`MetricSpec`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+log = logging.getLogger(__name__)
+
+DSType = Literal["GAUGE", "COUNTER", "DERIVE", "ABSOLUTE"]
+DS_TYPES: tuple[str, ...] = ("GAUGE", "COUNTER", "DERIVE", "ABSOLUTE")
+
+# Metric names are the part after "<slurper id>/" in a metric id. The archive sanitises them again
+# (defence in depth), but slurpers should produce clean names so ids are stable and readable.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def metric_name(*parts: object) -> str:
+    """Join name parts with '.', replacing anything outside ``[A-Za-z0-9._-]`` by '_'.
+
+    Dots inside a part are kept so hosts stay readable (``schedd.schedd01.example.org.running``);
+    runs of dots are collapsed so a name can never climb out of a directory.
+    """
+    joined = ".".join(_UNSAFE.sub("_", str(p)).strip("._") or "_" for p in parts)
+    joined = re.sub(r"\.{2,}", ".", joined)
+    return joined or "_"
+
+
+class SlurperError(Exception):
+    """A source could not be read or its payload could not be understood.
+
+    The message must say what was wrong (which command, which URL, which field) so an operator can act.
+    """
+
+
+class PayloadError(SlurperError):
+    """A payload was received but is malformed: nothing from it is archived."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How one metric (or, with a glob in ``name``, a family of dynamic metrics) is archived.
+
+    ``warning``/``critical`` are default tolerances in the Nagios range grammar; ``[[alarm]]`` rules
+    in the config override them.
+    """
+
+    name: str
+    ds_type: DSType = "GAUGE"
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    label: str = ""
+    warning: str | None = None
+    critical: str | None = None
+    #: Metrics with the same graph key are drawn together (e.g. running/idle/held of one schedd).
+    graph: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ds_type not in DS_TYPES:
+            raise ValueError(f"metric {self.name!r}: DS type {self.ds_type!r} is not one of {DS_TYPES}")
+
+    def matches(self, name: str) -> bool:
+        return self.name == name or (_is_pattern(self.name) and fnmatch.fnmatchcase(name, self.name))
+
+
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One value of one metric. ``value`` None means unknown (Munin's ``U``); ``time`` None means 'now'."""
+
+    metric: str
+    value: float | None
+    time: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.value is not None and not isinstance(self.value, (int, float)):
+            raise TypeError(f"metric {self.metric!r}: value {self.value!r} is not a number")
+        if isinstance(self.value, float) and math.isnan(self.value):
+            object.__setattr__(self, "value", None)
+
+
+@dataclass
+class CollectContext:
+    """What the service hands a slurper for one run.
+
+    ``state`` is the slurper's checkpoint as committed after its last *successfully archived* run
+    (empty on first run). A slurper that needs a checkpoint (e.g. Netbeam's 'fetched up to') puts the
+    new one in ``new_state``; the service commits it only after the readings are archived, so a crash
+    in between re-fetches a window rather than leaving a gap.
+    """
+
+    now: float
+    timeout: float
+    state: Mapping[str, Any] = field(default_factory=dict)
+    new_state: dict[str, Any] | None = None
+
+
+class Slurper(ABC):
+    """Base class of every slurper.
+
+    Subclasses set ``type_name`` and ``Settings`` (a frozen dataclass of the type's own config keys;
+    validated with pydantic at config load, so unknown keys and bad values are errors naming the key).
+    """
+
+    type_name: ClassVar[str] = ""
+    Settings: ClassVar[type[Any]]
+
+    def __init__(self, slurper_id: str, settings: Any, *, interval: float, timeout: float) -> None:
+        self.id = slurper_id
+        self.settings = settings
+        self.interval = interval
+        self.timeout = timeout
+
+    # -- description -------------------------------------------------------------------------------
+    @abstractmethod
+    def metrics(self) -> Sequence[MetricSpec]:
+        """Specs of the metrics this slurper produces; names may be globs for dynamic metrics."""
+
+    def spec_for(self, name: str) -> MetricSpec:
+        """The spec of a concrete metric name: exact name first, then the first matching glob."""
+        specs = self.metrics()
+        for spec in specs:
+            if spec.name == name:
+                return spec
+        for spec in specs:
+            if spec.matches(name):
+                return MetricSpec(
+                    name=name,
+                    ds_type=spec.ds_type,
+                    unit=spec.unit,
+                    min=spec.min,
+                    max=spec.max,
+                    label=spec.label,
+                    warning=spec.warning,
+                    critical=spec.critical,
+                    graph=spec.graph,
+                    description=spec.description,
+                )
+        return MetricSpec(name=name)
+
+    # -- life cycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start long-lived resources (e.g. a STOMP consumer). Called once before the first collect."""
+
+    @abstractmethod
+    def collect(self, ctx: CollectContext) -> Sequence[Reading]:
+        """Measure once. Raise :class:`SlurperError` with a clear message when the source fails."""
+
+    def close(self) -> None:
+        """Release long-lived resources. Called once at shutdown."""
+
+
+# -- I/O helpers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    encoding_errors: str = "replace",
+) -> CommandResult:
+    """Run a command with a hard timeout that kills its whole process group.
+
+    A hung plugin must not outlive its slurper's timeout, and must not leave grandchildren behind.
+    Non-UTF-8 output is decoded with replacement characters (the parser then rejects what it cannot
+    read) rather than raising deep inside the scheduler.
+    """
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SlurperError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        raise SlurperError(f"{argv[0]} timed out after {timeout:g} s") from None
+    result = CommandResult(
+        tuple(argv),
+        proc.returncode,
+        out.decode("utf-8", encoding_errors),
+        err.decode("utf-8", encoding_errors),
+    )
+    if check and proc.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise SlurperError(f"{argv[0]} exited with status {proc.returncode}: {detail[0][:300]}")
+    return result
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def to_float(value: object, what: str) -> float:
+    """Coerce a payload scalar (number or numeric string, as old FTS sends) or raise PayloadError."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().rstrip("%"))
+        except ValueError:
+            pass
+    raise PayloadError(f"{what}: expected a number, got {value!r:.80}")
+
+
+# -- settings types (a slurper's Settings dataclass uses these) -----------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: object) -> float:
+    """'90' or 90 -> 90 s; '5m', '2h', '1d', '1w', '1h30m' -> seconds. Raises ValueError naming the input."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0 or math.isnan(float(value)) or math.isinf(float(value)):
+            raise ValueError(f"duration must be a finite number >= 0, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a duration: {value!r}")
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if text[pos : m.start()].strip():
+            break
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
+        pos = m.end()
+    if pos == 0 or text[pos:].strip():
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 1d, 1w)")
+    return total
+
+
+class Secret:
+    """A secret given by reference: ``{ env = "NAME" }`` or ``{ file = "/path" }`` (or, discouraged, inline).
+
+    ``str()`` and ``repr()`` never show the value; call :meth:`get`.
+    """
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "inline") -> None:
+        self._value = value
+        self.source = source
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(<{self.source}>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def resolve(cls, raw: object) -> Secret:
+        if isinstance(raw, Secret):
+            return raw
+        if isinstance(raw, str):
+            return cls(raw, "inline")
+        if isinstance(raw, Mapping) and len(raw) == 1:
+            ((kind, ref),) = raw.items()
+            if kind == "env" and isinstance(ref, str):
+                if ref not in os.environ:
+                    raise ValueError(f"environment variable {ref} (named by {{ env = {ref!r} }}) is not set")
+                return cls(os.environ[ref], f"env:{ref}")
+            if kind == "file" and isinstance(ref, str):
+                try:
+                    with open(ref, encoding="utf-8") as fh:
+                        return cls(fh.read().strip(), f"file:{ref}")
+                except OSError as exc:
+                    raise ValueError(f"cannot read secret file {ref}: {exc.strerror}") from None
+        raise ValueError('a secret is { env = "NAME" } or { file = "/path" } (or an inline string)')
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(cls.resolve)
+
+
+def _duration_type() -> Any:
+    from typing import Annotated
+
+    from pydantic import BeforeValidator
+
+    return Annotated[float, BeforeValidator(parse_duration)]
+
+
+#: A duration in seconds; config accepts 90, "90", "5m", "2h", "1d".
+Duration = _duration_type()
+
+
+def settings(cls: type[Any]) -> type[Any]:
+    """Decorator for a slurper's Settings: a frozen dataclass validated by pydantic, unknown keys refused."""
+    from pydantic import ConfigDict
+    from pydantic.dataclasses import dataclass as pdataclass
+
+    return pdataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))(cls)  # type: ignore[no-any-return]

@@ -47,6 +47,7 @@ class RunResult:
     error: str | None = None
     new_state: dict[str, Any] | None = None
     lag: float | None = None
+    ctx: CollectContext | None = None
 
 
 def shard_of(slurper_id: str, shards: int) -> int:
@@ -81,6 +82,7 @@ class Runner:
             readings = list(slurper.collect(ctx))
             self._convert(slurper, readings, started, result)
             result.new_state = ctx.new_state
+            result.ctx = ctx
         except SlurperError as exc:
             result.error = str(exc)
         except Exception as exc:  # a buggy plugin is isolated, logged with its traceback
@@ -295,8 +297,16 @@ class Service:
             if r.error:
                 log.error("%s", r.error)
                 continue
-            if r.new_state is not None and not any(u.metric_id in failed for u in r.updates):
+            if any(u.metric_id in failed for u in r.updates):
+                continue  # not committed: the next run fetches this window again
+            if r.new_state is not None:
                 self.runner.checkpoints.save(r.slurper_id, r.new_state)
+            slurper = self.runner.slurpers.get(r.slurper_id)
+            if slurper is not None and r.ctx is not None:
+                try:
+                    slurper.on_archived(r.ctx)
+                except Exception:
+                    log.exception("slurper %s: on_archived failed", r.slurper_id)
         if self.alarms is not None and self.config.scheduler.evaluate_alarms:
             obs = [o for r in results for o in r.observations if o.metric_id not in failed]
             self.alarms.observe(obs, self.clock())

@@ -164,6 +164,12 @@ class Slurper(ABC):
     def collect(self, ctx: CollectContext) -> Sequence[Reading]:
         """Measure once. Raise :class:`SlurperError` with a clear message when the source fails."""
 
+    def on_archived(self, ctx: CollectContext) -> None:
+        """Called after this run's readings are archived and ``ctx.new_state`` is committed.
+
+        A consumer of a message bus acknowledges its messages here, so nothing acknowledged is lost.
+        """
+
     def close(self) -> None:
         """Release long-lived resources. Called once at shutdown."""
 

@@ -1,0 +1,35 @@
+"""The per-metric alarm state as the web, the CLI and the API read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+State = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
+STATES: tuple[State, ...] = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+#: problems first: the order the overview sorts by
+SEVERITY_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3}
+
+
+@dataclass(frozen=True)
+class MetricState:
+    metric_id: str
+    state: State
+    #: epoch seconds since when the metric is in ``state``
+    since: float
+    value: float | None = None
+    #: time of the last archived value
+    time: float | None = None
+    #: a breach is building up but its ``for``/``samples`` has not elapsed (the state it would enter)
+    pending: State | None = None
+    in_downtime: bool = False
+    downtime_id: int | None = None
+    acknowledged: bool = False
+    ack_comment: str = ""
+    ack_author: str = ""
+    flapping: bool = False
+    #: no new value for longer than the rule's ``stale``
+    stale: bool = False
+    warning: str | None = None
+    critical: str | None = None
+    rule: str = ""

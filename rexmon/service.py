@@ -27,7 +27,7 @@ from alarms.observation import AlarmSink, Observation
 from rexmon.config import Config, SlurperConfig, build_slurper, parse_shard
 from rexmon.state import CheckpointStore
 from rrd.archive import Archive, SeriesSpec, Update, WriteResult
-from rrd.names import make_id
+from rrd.names import clean_part, make_id
 from slurpers.api import CollectContext, MetricSpec, Reading, Slurper, SlurperError
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,11 @@ class Runner:
         for r in readings:
             if not isinstance(r, Reading):
                 raise SlurperError(f"slurper {slurper.id} returned {type(r).__name__}, not a Reading")
+            if not isinstance(r.metric, str) or clean_part(r.metric) != r.metric:
+                raise SlurperError(
+                    f"slurper {slurper.id} produced the metric name {r.metric!r:.80}, which is not allowed "
+                    "(letters, digits, '.', '_', '-'; not starting with '.', no '..'); nothing archived"
+                )
             metric_id, series, spec = self._spec(slurper, r.metric)
             t = default_t if r.time is None else int(r.time)
             result.updates.append(Update(metric_id, t, r.value, series))

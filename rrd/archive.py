@@ -235,12 +235,17 @@ class Archive:
 
     # -- reading ---------------------------------------------------------------------------------
     def flush(self, metric_id: str | None = None) -> None:
+        """Make pending rrdcached updates visible on disk: one metric, or every metric written here."""
         if self._client is None:
             return
         if metric_id is None:
-            self._client.flushall()
+            self.flush_many(list(self._last))
         else:
             self._client.flush(self._name(metric_id)[1])
+
+    def flush_many(self, metric_ids: Sequence[str]) -> None:
+        if self._client is not None and metric_ids:
+            self._client.flush_many([self._name(m)[1] for m in metric_ids])
 
     def exists(self, metric_id: str) -> bool:
         return self.path(metric_id).is_file()
@@ -273,8 +278,7 @@ class Archive:
         return int(info["date"].timestamp()), (None if value is None else float(value))
 
     def last_many(self, metric_ids: Sequence[str]) -> dict[str, tuple[int, float | None]]:
-        if self._client is not None and metric_ids:
-            self._client.flushall()
+        self.flush_many(metric_ids)
         out = {}
         for mid in metric_ids:
             try:

@@ -31,7 +31,7 @@ def make_id(slurper_id: str, metric: str) -> str:
 
 def check_id(metric_id: str) -> str:
     """Validate an id that came from outside (URL, CLI); never sanitise it silently."""
-    if not isinstance(metric_id, str) or not _VALID_ID.match(metric_id) or ".." in metric_id:
+    if not isinstance(metric_id, str) or not _VALID_ID.fullmatch(metric_id) or ".." in metric_id:
         raise MetricIdError(
             f"{metric_id!r:.120} is not a metric id (<slurper>/<metric>, letters, digits, '.', '_', '-')"
         )

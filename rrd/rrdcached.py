@@ -139,10 +139,21 @@ class RRDCachedClient:
         if code < 0 and "no such file" not in msg.lower() and "not found" not in msg.lower():
             raise RRDCachedError(f"FLUSH {filename}: {msg}")
 
-    def flushall(self) -> None:
-        code, msg, _ = self.command("FLUSHALL")
-        if code < 0:
-            raise RRDCachedError(f"FLUSHALL: {msg}")
+    def flush_many(self, filenames: Sequence[str], chunk: int = 2000) -> None:
+        """Flush files and wait until each is on disk (FLUSHALL only *starts* flushing).
+
+        The FLUSH commands are pipelined: one write per chunk, then one reply per command.
+        """
+        for i in range(0, len(filenames), chunk):
+            part = filenames[i : i + chunk]
+            for name in part:
+                _check_line(name)
+            payload = "".join(f"FLUSH {name}\n" for name in part).encode()
+            with self._lock:
+                replies = self._roundtrip(payload, reply_count=len(part))
+            for name, (code, msg, _) in zip(part, replies, strict=True):
+                if code < 0 and "no such file" not in msg.lower() and "not found" not in msg.lower():
+                    raise RRDCachedError(f"FLUSH {name}: {msg}")
 
     def last(self, filename: str) -> int | None:
         """Last update time as rrdcached knows it (pending updates included); None if no file."""

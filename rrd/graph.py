@@ -1,0 +1,233 @@
+"""Server-side graphs with ``rrdtool graph``: lines, downtime bands, threshold rules, a cached image.
+
+Every argument handed to rrdtool is built here from validated ids and numbers; free text (legends,
+titles, downtime reasons) goes through :func:`escape_text`, because rrdtool treats ``:`` as a field
+separator and a trailing ``\\x`` as a formatting directive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import rrdtool
+
+from rrd.archive import DS_NAME, Archive, ArchiveError
+from rrd.names import check_id
+
+log = logging.getLogger(__name__)
+
+Format = Literal["PNG", "SVG"]
+CONTENT_TYPES = {"PNG": "image/png", "SVG": "image/svg+xml"}
+PALETTE = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+BAND_COLORS = {"outage": "#7f7f7f", "at-risk": "#ff9900"}
+THRESHOLD_COLORS = {"warning": "#e0a000", "critical": "#d00000"}
+MIN_SIZE, MAX_SIZE = (100, 50), (4000, 2000)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CACHE_MAX_AGE = 86400
+
+
+class GraphError(Exception):
+    """A graph could not be drawn; the message names the metric or the bad argument."""
+
+
+@dataclass(frozen=True)
+class Band:
+    """A shaded interval (a downtime) with the text of its legend entry."""
+
+    start: float
+    end: float
+    label: str
+    severity: str = "outage"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A horizontal threshold line at ``value`` (warning or critical)."""
+
+    value: float
+    label: str
+    level: Literal["warning", "critical"] = "warning"
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """What to draw: one line per metric id between ``start`` and ``end`` (epoch seconds)."""
+
+    metric_ids: tuple[str, ...]
+    start: int
+    end: int
+    width: int = 600
+    height: int = 200
+    fmt: Format = "PNG"
+    title: str = ""
+    labels: tuple[str, ...] = ()
+    bands: tuple[Band, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    full_size: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.metric_ids:
+            raise GraphError("a graph needs at least one metric")
+        for mid in self.metric_ids:
+            check_id(mid)
+        if not (isinstance(self.start, int) and isinstance(self.end, int)) or self.start >= self.end:
+            raise GraphError(f"start {self.start!r} must be an integer before end {self.end!r}")
+        if not (MIN_SIZE[0] <= self.width <= MAX_SIZE[0] and MIN_SIZE[1] <= self.height <= MAX_SIZE[1]):
+            raise GraphError(f"size {self.width}x{self.height} is outside {MIN_SIZE} .. {MAX_SIZE}")
+        if self.fmt not in CONTENT_TYPES:
+            raise GraphError(f"format {self.fmt!r} is not one of {', '.join(CONTENT_TYPES)}")
+
+
+@dataclass
+class Rendered:
+    """An image with its geometry (``graph_left``, ``graph_width``, ``graph_start``... from graphv)."""
+
+    data: bytes
+    content_type: str
+    info: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+
+def escape_text(text: str, limit: int = 120) -> str:
+    """Make free text safe as an rrdtool legend: no control chars, backslashes or bare colons."""
+    clean = _CONTROL.sub(" ", str(text)).replace("\\", "/")[:limit]
+    return clean.replace(":", "\\:")
+
+
+def _num(value: float) -> str:
+    if not math.isfinite(value):
+        raise GraphError(f"{value!r} is not a finite number")
+    return repr(float(value))
+
+
+def _path_arg(path: Path) -> str:
+    return str(path).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
+    """The rrdtool graph argument list (without the output file name)."""
+    args = ["--start", str(spec.start), "--end", str(spec.end), "--width", str(spec.width),
+            "--height", str(spec.height), "--imgformat", spec.fmt, "--slope-mode", "--disable-rrdtool-tag",
+            "--color", "BACK#ffffff", "--color", "SHADEA#ffffff", "--color", "SHADEB#ffffff"]
+    if spec.full_size:
+        args.append("--full-size-mode")
+    if spec.title:
+        args += ["--title", escape_text(spec.title).replace("\\:", ":")]
+    for i, path in enumerate(paths):
+        args.append(f"DEF:v{i}={_path_arg(path)}:{DS_NAME}:AVERAGE")
+    args += _band_args(spec.bands)
+    for i, mid in enumerate(spec.metric_ids):
+        label = spec.labels[i] if i < len(spec.labels) else mid
+        args += _line_args(i, label, PALETTE[i % len(PALETTE)])
+    for rule in spec.rules:
+        color = THRESHOLD_COLORS[rule.level]
+        args.append(f"HRULE:{_num(rule.value)}{color}:{escape_text(rule.label)}\\l")
+    return args
+
+
+def _band_args(bands: Sequence[Band]) -> list[str]:
+    out: list[str] = []
+    for j, band in enumerate(bands):
+        color = BAND_COLORS.get(band.severity, BAND_COLORS["outage"])
+        # TIME is the time of each data point: the band covers start <= TIME < end, drawn to the top
+        out.append(
+            f"CDEF:dt{j}=v0,POP,TIME,{int(band.start)},GE,TIME,{int(math.ceil(band.end))},LT,*,INF,UNKN,IF"
+        )
+        out.append(f"AREA:dt{j}{color}40:{escape_text(band.label)}\\l")
+    return out
+
+
+def _line_args(i: int, label: str, color: str) -> list[str]:
+    v = f"v{i}"
+    out = [f"LINE2:{v}{color}:{escape_text(label, 60)}\\l"]
+    for cf, name in (("MINIMUM", "min"), ("AVERAGE", "avg"), ("MAXIMUM", "max"), ("LAST", "last")):
+        out.append(f"VDEF:{v}{name}={v},{cf}")
+        out.append(f"GPRINT:{v}{name}:{name} %8.2lf%s")
+    out[-1] += "\\l"
+    return out
+
+
+class GraphRenderer:
+    """Draws graphs from an :class:`Archive`, caching images on disk under ``cache_dir``."""
+
+    def __init__(
+        self, archive: Archive, cache_dir: Path | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.archive = archive
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.clock = clock
+        self._writes = 0
+
+    def render(self, spec: GraphSpec, *, use_cache: bool = True) -> Rendered:
+        """Draw ``spec``; a cached image is reused while no metric has new data."""
+        paths, stamps = self._locate(spec.metric_ids)
+        cache = self._cache_path(spec, stamps) if use_cache else None
+        if cache is not None and cache.is_file():
+            return Rendered(cache.read_bytes(), CONTENT_TYPES[spec.fmt], cached=True)
+        try:
+            result = rrdtool.graphv("-", *build_args(spec, paths))
+        except rrdtool.OperationalError as exc:
+            raise GraphError(f"rrdtool graph failed for {', '.join(spec.metric_ids)}: {exc}") from exc
+        data = bytes(result.pop("image"))
+        info = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+        if cache is not None:
+            self._store(cache, data)
+        return Rendered(data, CONTENT_TYPES[spec.fmt], info)
+
+    def _locate(self, metric_ids: Sequence[str]) -> tuple[list[Path], list[int]]:
+        paths, stamps = [], []
+        for mid in metric_ids:
+            try:
+                last = self.archive.last(mid)  # flushes rrdcached, so the graph sees every value
+            except ArchiveError as exc:
+                raise GraphError(str(exc)) from exc
+            if last is None:
+                raise GraphError(f"no such metric: {mid}")
+            paths.append(self.archive.path(mid))
+            stamps.append(last[0])
+        return paths, stamps
+
+    def _cache_path(self, spec: GraphSpec, stamps: Sequence[int]) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = repr((spec, tuple(stamps))).encode()
+        name = hashlib.sha256(key).hexdigest()[:40] + "." + spec.fmt.lower()
+        return self.cache_dir / name[:2] / name
+
+    def _store(self, path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:  # a full or read-only cache must not break the page
+            log.warning("cannot cache graph %s: %s", path, exc)
+            return
+        self._writes += 1
+        if self._writes % 500 == 0:
+            self.prune(self.clock() - _CACHE_MAX_AGE)
+
+    def prune(self, older_than: float) -> int:
+        """Delete cached images last written before ``older_than`` (epoch seconds)."""
+        if self.cache_dir is None or not self.cache_dir.is_dir():
+            return 0
+        removed = 0
+        for f in self.cache_dir.glob("*/*.*"):
+            try:
+                if f.stat().st_mtime < older_than:
+                    f.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed

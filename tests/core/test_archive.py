@@ -1,0 +1,129 @@
+"""The archive with real rrdtool, directly and through a real rrdcached (unix socket and TCP)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import rrdtool
+
+from rrd.archive import Archive, SeriesSpec, Update, rra_args
+from rrd.names import MetricIdError, check_id, make_id, path_for
+from tests.fixtures.rrdcached import start_rrdcached
+
+T0 = 1_700_000_000 // 60 * 60
+GAUGE = SeriesSpec("GAUGE", 120, 0, None)
+COUNTER = SeriesSpec("COUNTER", 120, 0, None)
+DERIVE = SeriesSpec("DERIVE", 120, 0, None)
+
+
+def workload() -> list[list[Update]]:
+    """Three rounds of a mixed batch: gauges, counters, unknowns, a back-dated and a duplicate update."""
+    rounds = []
+    for r in range(3):
+        t = T0 + 60 * (r + 1)
+        batch = [Update(f"s{i % 3}/g{i}", t, float(i * 10 + r) + 0.25, GAUGE) for i in range(20)]
+        batch.append(Update("counters/bytes", t, 1_000_000 + r * 60_000, COUNTER))
+        batch.append(Update("counters/jobs", t, 500 - r * 10, DERIVE))
+        batch.append(Update("s0/unknown", t, None, GAUGE))
+        if r == 2:
+            batch.append(Update("s0/g0", t - 120, 99.0, GAUGE))  # older than the file: skipped
+            batch.append(Update("s1/g1", t, 5.0, GAUGE))  # same second twice: second one skipped
+        rounds.append(batch)
+    return rounds
+
+
+def dump(path: Path) -> str:
+    return subprocess.run(["rrdtool", "dump", str(path)], check=True, capture_output=True, text=True).stdout
+
+
+def run_workload(archive: Archive) -> tuple[int, int]:
+    written = skipped = 0
+    for batch in workload():
+        res = archive.write(batch)
+        assert res.errors == []
+        written += res.written
+        skipped += res.skipped_old
+    archive.flush()
+    archive.close()
+    return written, skipped
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
+def test_rrdcached_archive_identical_to_direct(tmp_path: Path, tcp: bool) -> None:
+    direct = Archive(tmp_path / "direct", 60)
+    counts_direct = run_workload(direct)
+    daemon = start_rrdcached(tmp_path / "cached", tmp_path / "daemon", tcp=tcp)
+    try:
+        cached = Archive(tmp_path / "cached", 60, daemon.address)
+        counts_cached = run_workload(cached)
+    finally:
+        daemon.stop()
+    assert counts_direct == counts_cached == (3 * 23, 2)
+    files = sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*.rrd"))
+    assert len(files) == 23
+    for rel in files:
+        assert dump(tmp_path / "direct" / rel) == dump(tmp_path / "cached" / rel), rel
+
+
+def test_rrdcached_reads_flush_pending_updates(tmp_path: Path, rrdcached_unix) -> None:
+    archive = Archive(rrdcached_unix.base_dir, 60, rrdcached_unix.address)
+    archive.write([Update("a/x", T0 + 60, 1.0, GAUGE), Update("a/x", T0 + 120, 2.0, GAUGE)])
+    # rrdcached holds the update (-w 3600) until a read flushes it
+    assert rrdtool.lastupdate(str(archive.path("a/x")))["ds"]["value"] is None
+    assert archive.last("a/x") == (T0 + 120, 2.0)
+    archive.close()
+
+
+def test_file_layout_and_rras(tmp_path: Path) -> None:
+    archive = Archive(tmp_path, 60)
+    archive.write([Update("condor/schedd.s1.running", T0, 3, SeriesSpec("GAUGE", 600, 0, 1e6))])
+    path = tmp_path / "condor" / "schedd.s1.running.rrd"
+    info = rrdtool.info(str(path))
+    assert info["step"] == 60
+    assert info["ds[value].minimal_heartbeat"] == 600
+    assert info["ds[value].max"] == 1e6
+    rras = {(info[f"rra[{i}].cf"], info[f"rra[{i}].pdp_per_row"], info[f"rra[{i}].rows"]) for i in range(12)}
+    assert ("AVERAGE", 1, 2880) in rras and ("MAX", 1440, 730) in rras and ("MIN", 5, 4032) in rras
+    assert len(rra_args(60)) == 12
+
+
+def test_restart_skips_updates_older_than_the_file(tmp_path: Path) -> None:
+    Archive(tmp_path, 60).write([Update("a/x", T0 + 60, 1.0, GAUGE)])
+    fresh = Archive(tmp_path, 60)  # a new process: no cached last-update times
+    res = fresh.write([Update("a/x", T0, 5.0, GAUGE), Update("a/x", T0 + 120, 2.0, GAUGE)])
+    assert (res.written, res.skipped_old, res.errors) == (1, 1, [])
+    assert fresh.last("a/x") == (T0 + 120, 2.0)
+
+
+def test_corrupt_file_fails_alone(tmp_path: Path) -> None:
+    bad = tmp_path / "a" / "broken.rrd"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not an rrd file")
+    res = Archive(tmp_path, 60).write([Update("a/broken", T0, 1.0, GAUGE), Update("a/fine", T0, 2.0, GAUGE)])
+    assert res.written == 1
+    assert [m for m, _ in res.errors] == ["a/broken"]
+    assert "not a readable RRD file" in res.errors[0][1]
+    assert bad.read_bytes() == b"not an rrd file"
+
+
+@pytest.mark.parametrize(
+    ("slurper", "metric", "expected"),
+    [
+        ("x", "../../etc/passwd", "x/_._etc_passwd"),
+        ("..", "passwd", "_/passwd"),
+        ("s", "a b/c:d", "s/a_b_c_d"),
+        ("s", ".hidden", "s/hidden"),
+    ],
+)
+def test_names_cannot_escape_rrd_dir(tmp_path: Path, slurper: str, metric: str, expected: str) -> None:
+    mid = make_id(slurper, metric)
+    assert mid == expected
+    assert tmp_path.resolve() in path_for(tmp_path, mid).parents
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "a/../../b", "a", "a/b/c", "/abs/x", "a/.x", "a/b\n"])
+def test_ids_from_outside_are_validated_not_rewritten(bad: str) -> None:
+    with pytest.raises(MetricIdError, match="is not a metric id"):
+        check_id(bad)

@@ -332,7 +332,7 @@ def _validate(cls: type[Any], table: Any, where: Any, errors: list[str]) -> Any:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(table)"
             msg = err["msg"]
-            if err["type"] == "extra_forbidden":
+            if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
                 msg = "unknown key"
             elif err["type"] == "missing":
                 msg = "required key is missing"

@@ -116,9 +116,26 @@ def _path_arg(path: Path) -> str:
 
 def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
     """The rrdtool graph argument list (without the output file name)."""
-    args = ["--start", str(spec.start), "--end", str(spec.end), "--width", str(spec.width),
-            "--height", str(spec.height), "--imgformat", spec.fmt, "--slope-mode", "--disable-rrdtool-tag",
-            "--color", "BACK#ffffff", "--color", "SHADEA#ffffff", "--color", "SHADEB#ffffff"]
+    args = [
+        "--start",
+        str(spec.start),
+        "--end",
+        str(spec.end),
+        "--width",
+        str(spec.width),
+        "--height",
+        str(spec.height),
+        "--imgformat",
+        spec.fmt,
+        "--slope-mode",
+        "--disable-rrdtool-tag",
+        "--color",
+        "BACK#ffffff",
+        "--color",
+        "SHADEA#ffffff",
+        "--color",
+        "SHADEB#ffffff",
+    ]
     if spec.full_size:
         args.append("--full-size-mode")
     if spec.title:

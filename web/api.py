@@ -1,0 +1,178 @@
+"""The JSON API (described by :mod:`web.openapi`): metrics, series, alarms, downtimes."""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, jsonify, request
+
+from rrd.archive import ArchiveError
+from web.app import monitor, now
+from web.data import band_label, thresholds
+from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
+from web.openapi import openapi
+from web.params import CFS, ParamError, choice, int_param, metric_id, time_range
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi())
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Every metric with its last value, time and state (``match``: a glob over ids)."""
+    pattern = request.args.get("match", "*")
+    ids = [m for m in monitor().archive.metric_ids() if fnmatch.fnmatchcase(m, pattern)]
+    ov = monitor().overview(ids)
+    rows = [r for s in ov.slurpers for r in s.metrics]
+    rows.sort(key=lambda r: r.metric_id)
+    return jsonify(
+        [
+            {
+                "id": r.metric_id,
+                "value": r.value,
+                "time": r.time,
+                "state": r.state,
+                "icon": r.icon,
+                "label": r.label,
+                "warning": r.warning,
+                "critical": r.critical,
+                "downtime_id": r.downtime_id,
+            }
+            for r in rows
+        ]
+    )
+
+
+@bp.get("/metrics/<slurper>/<metric>/series")
+def series(slurper: str, metric: str) -> Response:
+    """Values between ``start`` and ``end`` (or ``period``) as JSON columns, or CSV with ``format=csv``."""
+    fmt = choice(request.args, "format", ("json", "csv"), "json")
+    return _series(metric_id(slurper, metric), fmt)
+
+
+@bp.get("/metrics/<slurper>/<metric>/series.csv")
+def series_csv(slurper: str, metric: str) -> Response:
+    return _series(metric_id(slurper, metric), "csv")
+
+
+def _series(mid: str, fmt: str) -> Response:
+    tr = time_range(request.args, now())
+    cf = choice(request.args, "cf", CFS, "AVERAGE")
+    resolution = int_param(request.args, "resolution", 0, 0, 86400 * 366) or None
+    try:
+        s = monitor().archive.fetch(mid, tr.start, tr.end, cf, resolution)
+    except ArchiveError as exc:
+        abort(404, str(exc)) if "no such metric" in str(exc) else abort(400, str(exc))
+    times = [s.start + (i + 1) * s.step for i in range(len(s.values))]  # a value ends its interval
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["time", mid])
+        w.writerows([t, "" if v is None else repr(v)] for t, v in zip(times, s.values, strict=True))
+        resp = Response(buf.getvalue(), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = f'attachment; filename="{mid.replace("/", "_")}.csv"'
+        return resp
+    return jsonify(
+        {
+            "id": mid,
+            "start": tr.start,
+            "end": tr.end,
+            "step": s.step,
+            "cf": cf,
+            "times": times,
+            "values": s.values,
+        }
+    )
+
+
+@bp.get("/metrics/<slurper>/<metric>/annotations")
+def annotations(slurper: str, metric: str) -> Response:
+    """Downtime bands and threshold lines for a metric's graph between ``start`` and ``end``."""
+    mid = metric_id(slurper, metric)
+    tr = time_range(request.args, now())
+    state = monitor().states().get(mid)
+    rules = thresholds(state.warning, state.critical) if state else []
+    bands = monitor().bands([mid], tr.start, tr.end)
+    return jsonify(
+        {
+            "bands": [
+                {
+                    "downtime_id": w.downtime_id,
+                    "start": w.start,
+                    "end": w.end,
+                    "severity": w.severity,
+                    "label": band_label(w),
+                    "reason": w.reason,
+                    "author": w.author,
+                }
+                for w, _ in bands
+            ],
+            "thresholds": [{"value": r.value, "level": r.level, "label": r.label} for r in rules],
+        }
+    )
+
+
+@bp.get("/alarms")
+def alarms() -> Response:
+    """Alarm states; ``all=1`` includes OK metrics."""
+    everything = request.args.get("all") in ("1", "true")
+    out = []
+    for s in sorted(monitor().states().values(), key=lambda s: s.metric_id):
+        if everything or s.state != "OK":
+            out.append({k: getattr(s, k) for k in s.__dataclass_fields__})
+    return jsonify(out)
+
+
+@bp.get("/downtimes")
+def list_downtimes() -> Response:
+    which = choice(request.args, "which", ("active", "upcoming", "past", "all"), "all")
+    store = _store()
+    return jsonify([downtime_dict(d) for d in store.list(which, now())])
+
+
+@bp.get("/downtimes/<int:downtime_id>")
+def get_downtime(downtime_id: int) -> Response:
+    d = _store().get(downtime_id)
+    if d is None:
+        abort(404, f"no downtime #{downtime_id}")
+    return jsonify(downtime_dict(d, audit=_store().audit(downtime_id)))
+
+
+@bp.post("/downtimes")
+def create_downtime() -> tuple[Response, int]:
+    """File a downtime from a JSON body; the author is the logged-in user."""
+    if not request.is_json:
+        abort(415, "send the downtime as application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ParamError("body", "must be a JSON object")
+    data: DowntimeInput = parse_downtime({k: _text(v) for k, v in body.items()}, now())
+    d = _store().add(**data.store_kwargs(author=g.user, now=now()))
+    return jsonify(downtime_dict(d)), 201
+
+
+@bp.get("/downtimes/preview")
+def preview() -> Response:
+    """The metric ids a scope (comma or space separated globs) matches, before saving a downtime."""
+    scope = request.args.get("scope", "")
+    return jsonify(scope_preview(scope, monitor().archive.metric_ids()))
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v)
+    return "" if v is None else str(v)
+
+
+def _store() -> Any:
+    store = monitor().store()
+    if store is None:
+        abort(501, "this build has no downtime store")
+    return store

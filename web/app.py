@@ -1,0 +1,147 @@
+"""The Flask app factory: read-only pages over the archive and database, plus the downtime writes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from rexmon.config import Config
+from web.auth import Auth
+from web.data import ICON_LABELS, Monitor
+from web.params import ParamError
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+csrf = CSRFProtect()
+
+
+def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Flask:
+    """Build the web app for ``config``; ``clock`` gives "now" (tests pass a fixed one)."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(Path(__file__).parent / "static"),
+    )
+    web = config.web
+    secret = web.secret_key.get() if web.secret_key is not None else os.urandom(32).hex()
+    app.config.update(SECRET_KEY=secret, WTF_CSRF_TIME_LIMIT=None)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    htpasswd = config.resolve(web.htpasswd) if web.htpasswd else None
+    app.extensions["rexmon"] = {
+        "config": config,
+        "clock": clock,
+        "monitor": Monitor(config, clock),
+        "auth": Auth(htpasswd, web.trusted_header),
+    }
+    csrf.init_app(app)
+    from web import api, downtimes, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(downtimes.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # the JSON API takes only application/json bodies, which forms cannot send
+    app.before_request(_authenticate)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    app.add_template_filter(fmt_time, "time")
+    app.add_template_filter(fmt_value, "value")
+    _register_errors(app)
+    return app
+
+
+def ext(name: str) -> Any:
+    return current_app.extensions["rexmon"][name]
+
+
+def monitor() -> Monitor:
+    m: Monitor = ext("monitor")
+    return m
+
+
+def now() -> float:
+    clock: Callable[[], float] = ext("clock")
+    return clock()
+
+
+def _authenticate() -> Response | None:
+    auth: Auth = ext("auth")
+    g.user = auth.user(request)
+    if g.user is not None or request.endpoint == "static":
+        return None
+    config: Config = ext("config")
+    if request.method not in READ_METHODS:
+        return auth.challenge("writing needs a login")
+    if not config.web.public_read:
+        return auth.challenge("reading needs a login on this site")
+    return None
+
+
+def _security_headers(resp: Response) -> Response:
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    )
+    return resp
+
+
+def _template_globals() -> dict[str, Any]:
+    auth: Auth = ext("auth")
+    return {"user": g.get("user"), "can_login": auth.can_login, "icon_labels": ICON_LABELS}
+
+
+def fmt_time(t: float | None) -> str:
+    if t is None:
+        return "never"
+    return datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_value(v: float | None) -> str:
+    return "U" if v is None else f"{v:.4g}"
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.endswith(".json")
+
+
+def error_response(status: int, message: str, parameter: str | None = None) -> tuple[Any, int]:
+    """A JSON error for the API, an HTML page elsewhere; never a stack trace."""
+    if wants_json():
+        body: dict[str, Any] = {"error": message, "status": status}
+        if parameter:
+            body["parameter"] = parameter
+        return jsonify(body), status
+    return render_template("web/error.html", status=status, message=message), status
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ParamError)
+    def _param(exc: ParamError) -> tuple[Any, int]:
+        return error_response(400, exc.message, exc.parameter)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> tuple[Any, int]:
+        return error_response(400, f"the form has expired or was not sent from this site ({exc.description})")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        if exc.code == 401:
+            return ext("auth").challenge()
+        return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception) -> tuple[Any, int]:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return error_response(500, "internal error; the details are in the server log")

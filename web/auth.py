@@ -1,0 +1,124 @@
+"""Who is asking: HTTP Basic against an htpasswd file (bcrypt, ``htpasswd -B``) or a proxy's header.
+
+Reading is public or login-required (``[web] public_read``); writing always needs a user. A reverse
+proxy that authenticated the user passes the name in ``[web] trusted_header`` (e.g. ``REMOTE_USER``);
+only enable that when the proxy strips the header from client requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+import bcrypt
+from flask import Request, Response
+
+log = logging.getLogger(__name__)
+REALM = "rexmon"
+_BCRYPT_PREFIXES = ("$2y$", "$2b$", "$2a$")
+
+
+class Htpasswd:
+    """An htpasswd file of bcrypt hashes, re-read when it changes; other hash kinds are refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._users: dict[str, str] = {}
+        self._mtime: float | None = None
+        # bcrypt is slow on purpose; remember successful checks so each request does not pay for it
+        self._verified: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, str]:
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError as exc:
+            log.error("htpasswd file %s is unreadable: %s", self.path, exc)
+            return {}
+        with self._lock:
+            if mtime != self._mtime:
+                self._users = self._parse(self.path.read_text(encoding="utf-8"))
+                self._verified.clear()
+                self._mtime = mtime
+            return self._users
+
+    def _parse(self, text: str) -> dict[str, str]:
+        users = {}
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, sep, hashed = line.partition(":")
+            if not sep or not hashed.startswith(_BCRYPT_PREFIXES):
+                log.warning(
+                    "%s line %d: not a bcrypt entry (create it with htpasswd -B); ignored", self.path, n
+                )
+                continue
+            users[user] = hashed
+        return users
+
+    def check(self, user: str, password: str) -> bool:
+        """True when ``password`` is ``user``'s password."""
+        hashed = self._load().get(user)
+        if hashed is None:
+            return False
+        token = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).hexdigest()
+        if token in self._verified:
+            return True
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed.encode())
+        except ValueError:
+            log.warning("%s: the hash of user %r is malformed", self.path, user)
+            return False
+        if ok:
+            self._verified.add(token)
+        return ok
+
+
+class Auth:
+    """Resolves the user of a request; ``None`` is an anonymous reader."""
+
+    def __init__(self, htpasswd: Path | None, trusted_header: str = "") -> None:
+        self.htpasswd = Htpasswd(htpasswd) if htpasswd else None
+        self.trusted_header = trusted_header
+
+    @property
+    def can_login(self) -> bool:
+        return self.htpasswd is not None or bool(self.trusted_header)
+
+    def user(self, request: Request) -> str | None:
+        if self.trusted_header:
+            name = request.headers.get(self.trusted_header) or request.environ.get(self.trusted_header)
+            if isinstance(name, str) and name.strip():
+                return name.strip()[:100]
+        return self._basic(request)
+
+    def _basic(self, request: Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        if self.htpasswd is None or not header.lower().startswith("basic "):
+            return None
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, password = decoded.partition(":")
+        if not sep or not user:
+            return None
+        return user if self.htpasswd.check(user, password) else None
+
+    def challenge(self, message: str = "login required") -> Response:
+        """A 401 that makes browsers ask for a user name and password (or 403 with no way to log in)."""
+        if not self.can_login:
+            return Response(
+                "writing needs a login, and [web] configures none (htpasswd or trusted_header)\n",
+                403,
+                mimetype="text/plain",
+            )
+        resp = Response(message + "\n", 401, mimetype="text/plain")
+        if self.htpasswd is not None:
+            resp.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+        return resp

@@ -1,0 +1,248 @@
+"""The OpenAPI 3.1 description of the JSON API (served at /api/openapi.json, rendered into docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TIME = {"type": "string", "description": "epoch seconds or ISO 8601 (UTC unless an offset is given)"}
+_ERROR = {
+    "description": "a bad parameter; the body names it",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def _param(
+    name: str, where: str, description: str, schema: dict[str, Any] | None = None, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_ID = [
+    _param("slurper", "path", "slurper id (first part of the metric id)", required=True),
+    _param("metric", "path", "metric name (second part of the metric id)", required=True),
+]
+_RANGE = [
+    _param(
+        "period",
+        "query",
+        "hour, day, week, month or year ending at `end` (default day)",
+        {"type": "string", "enum": ["hour", "day", "week", "month", "year"]},
+    ),
+    _param("start", "query", "range start; overrides period", _TIME),
+    _param("end", "query", "range end (default now)", _TIME),
+]
+
+
+def _ok(description: str, schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+def _paths() -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/Downtime"}
+    return {
+        "/api/metrics": {
+            "get": {
+                "summary": "Every metric with its last value, time and alarm state",
+                "parameters": [_param("match", "query", "glob over metric ids, e.g. condor/*")],
+                "responses": {
+                    "200": _ok("metrics", {"type": "array", "items": {"$ref": "#/components/schemas/Metric"}})
+                },
+            }
+        },
+        "/api/metrics/{slurper}/{metric}/series": {
+            "get": {
+                "summary": "Archived values of one metric (JSON columns, or CSV with format=csv)",
+                "parameters": [
+                    *_ID,
+                    *_RANGE,
+                    _param(
+                        "cf",
+                        "query",
+                        "consolidation function",
+                        {"type": "string", "enum": ["AVERAGE", "MIN", "MAX"]},
+                    ),
+                    _param("resolution", "query", "seconds per point wanted", {"type": "integer"}),
+                    _param(
+                        "format",
+                        "query",
+                        "json (default) or csv",
+                        {"type": "string", "enum": ["json", "csv"]},
+                    ),
+                ],
+                "responses": {
+                    "200": _ok("the series", {"$ref": "#/components/schemas/Series"}),
+                    "400": _ERROR,
+                    "404": _ERROR,
+                },
+            }
+        },
+        "/api/metrics/{slurper}/{metric}/series.csv": {
+            "get": {
+                "summary": "The series as CSV (time,value; empty value = unknown)",
+                "parameters": [*_ID, *_RANGE],
+                "responses": {"200": _ok("CSV", {"type": "string"}, "text/csv"), "400": _ERROR},
+            }
+        },
+        "/api/metrics/{slurper}/{metric}/annotations": {
+            "get": {
+                "summary": "Downtime bands and threshold lines for a metric's graph",
+                "parameters": [*_ID, *_RANGE],
+                "responses": {"200": _ok("bands and thresholds", {"type": "object"}), "400": _ERROR},
+            }
+        },
+        "/api/alarms": {
+            "get": {
+                "summary": "Alarm states of metrics that are not OK (all=1: every metric)",
+                "parameters": [_param("all", "query", "1 to include OK metrics")],
+                "responses": {"200": _ok("states", {"type": "array", "items": {"type": "object"}})},
+            }
+        },
+        "/api/downtimes": {
+            "get": {
+                "summary": "Downtimes",
+                "parameters": [
+                    _param(
+                        "which",
+                        "query",
+                        "active, upcoming, past or all (default all)",
+                        {"type": "string", "enum": ["active", "upcoming", "past", "all"]},
+                    )
+                ],
+                "responses": {"200": _ok("downtimes", {"type": "array", "items": ref})},
+            },
+            "post": {
+                "summary": "File a downtime (login required; the author is the logged-in user)",
+                "security": [{"basic": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewDowntime"}}},
+                },
+                "responses": {
+                    "201": _ok("the new downtime", ref),
+                    "400": _ERROR,
+                    "401": {"description": "no or wrong credentials"},
+                    "415": {"description": "the body is not application/json"},
+                },
+            },
+        },
+        "/api/downtimes/{id}": {
+            "get": {
+                "summary": "One downtime with its audit trail",
+                "parameters": [_param("id", "path", "downtime id", {"type": "integer"}, True)],
+                "responses": {"200": _ok("the downtime", ref), "404": _ERROR},
+            }
+        },
+        "/api/downtimes/preview": {
+            "get": {
+                "summary": "The metric ids a scope matches (before filing a downtime)",
+                "parameters": [
+                    _param("scope", "query", "globs over metric ids, comma or space separated", required=True)
+                ],
+                "responses": {"200": _ok("matches", {"type": "object"}), "400": _ERROR},
+            }
+        },
+        "/downtimes.ics": {
+            "get": {
+                "summary": "Downtimes as an iCalendar feed (30 days back, a year ahead)",
+                "responses": {"200": _ok("iCalendar", {"type": "string"}, "text/calendar")},
+            }
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    num = {"type": ["number", "null"]}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error", "status"],
+            "properties": {
+                "error": {"type": "string"},
+                "status": {"type": "integer"},
+                "parameter": {"type": "string", "description": "the query parameter or field at fault"},
+            },
+        },
+        "Metric": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "value": num,
+                "time": {"type": ["integer", "null"]},
+                "state": {"type": "string", "enum": ["OK", "WARNING", "CRITICAL", "UNKNOWN"]},
+                "icon": {
+                    "type": "string",
+                    "description": "what the overview shows: critical, unknown, warning, "
+                    "stale, acknowledged, downtime or ok",
+                },
+                "warning": {"type": ["string", "null"]},
+                "critical": {"type": ["string", "null"]},
+                "downtime_id": {"type": ["integer", "null"]},
+            },
+        },
+        "Series": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "start": {"type": "integer"},
+                "end": {"type": "integer"},
+                "step": {"type": "integer"},
+                "cf": {"type": "string"},
+                "times": {"type": "array", "items": {"type": "integer"}},
+                "values": {"type": "array", "items": num},
+            },
+        },
+        "NewDowntime": {
+            "type": "object",
+            "required": ["scope", "end", "reason"],
+            "properties": {
+                "scope": {"type": ["string", "array"], "description": "globs over metric ids"},
+                "start": {**_TIME, "description": "default now"},
+                "end": _TIME,
+                "reason": {"type": "string"},
+                "kind": {"type": "string", "enum": ["planned", "unplanned"]},
+                "severity": {"type": "string", "enum": ["outage", "at-risk"]},
+                "ticket": {"type": "string"},
+                "rrule": {"type": "string", "description": "RFC 5545 RRULE"},
+            },
+        },
+        "Downtime": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "scope": {"type": "array", "items": {"type": "string"}},
+                "start": {"type": "number"},
+                "end": {"type": "number"},
+                "reason": {"type": "string"},
+                "author": {"type": "string"},
+                "kind": {"type": "string"},
+                "severity": {"type": "string"},
+                "ticket": {"type": "string"},
+                "audit": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    }
+
+
+def openapi() -> dict[str, Any]:
+    """The API description as a JSON-ready dict."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rexmon API",
+            "version": "1",
+            "description": "Read the archive, alarm states and downtimes; file downtimes. "
+            "Reads follow [web] public_read; writes need HTTP Basic (or the "
+            "reverse proxy's trusted header) and a JSON body.",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+        },
+    }

@@ -1,0 +1,89 @@
+"""Query parameters from users, checked once: a bad one raises :class:`ParamError` naming it (400)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rrd.names import MetricIdError, check_id
+
+PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
+CFS = ("AVERAGE", "MIN", "MAX")
+MAX_RANGE = 10 * 366 * 86400
+_INT = re.compile(r"^-?\d{1,12}$")
+
+
+class ParamError(ValueError):
+    """A query parameter is missing or malformed."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: int
+    end: int
+    #: the named period, or "custom"
+    period: str
+
+
+def parse_time(name: str, text: str) -> int:
+    """Epoch seconds from an integer or an ISO 8601 time (UTC unless it names an offset)."""
+    text = text.strip()
+    if _INT.match(text):
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ParamError(name, f"{text[:40]!r} is neither epoch seconds nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def time_range(args: Mapping[str, str], now: float, default: str = "day") -> TimeRange:
+    """``period`` (hour..year, ending now) or ``start``/``end``; ``end`` defaults to now."""
+    period = args.get("period", "")
+    if period and period not in PERIODS:
+        raise ParamError("period", f"{period[:20]!r} is not one of {', '.join(PERIODS)}")
+    end = parse_time("end", args["end"]) if args.get("end") else int(now)
+    if args.get("start"):
+        start = parse_time("start", args["start"])
+        name = "custom"
+    else:
+        name = period or default
+        start = end - PERIODS[name]
+    if start >= end:
+        raise ParamError("start", "must be before end")
+    if end - start > MAX_RANGE:
+        raise ParamError("start", "the range may span at most 10 years")
+    return TimeRange(start, end, name)
+
+
+def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _INT.match(raw.strip()) or not low <= int(raw) <= high:
+        raise ParamError(name, f"must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def choice(args: Mapping[str, str], name: str, options: tuple[str, ...], default: str) -> str:
+    raw = args.get(name) or default
+    if raw not in options:
+        raise ParamError(name, f"{raw[:20]!r} is not one of {', '.join(options)}")
+    return raw
+
+
+def metric_id(slurper: str, metric: str) -> str:
+    """A metric id from URL parts; raises :class:`ParamError` for anything but a plain id."""
+    try:
+        return check_id(f"{slurper}/{metric}")
+    except MetricIdError as exc:
+        raise ParamError("id", str(exc)) from None

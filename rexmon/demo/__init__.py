@@ -1,0 +1,1 @@
+"""Demo helpers: simulators and fake commands that speak the real formats."""

@@ -1,0 +1,273 @@
+"""Pure parsing of Slurm JSON (``squeue``/``sinfo``/``sdiag --json`` and slurmrestd) into readings.
+
+Handles every release's shape: ``{set, infinite, number}`` envelopes, states as arrays (23.11+) or plain
+strings (up to 23.02, lower case with ``state_flags`` on 21.08), ``null`` for absent objects (24.11+),
+and both ``sinfo`` layouts (21.08 ``nodes`` vs 23.02+ ``sinfo``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slurpers.api import PayloadError, Reading, SlurperError, metric_name
+
+JOB_STATES = (
+    "PENDING",
+    "RUNNING",
+    "SUSPENDED",
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "OUT_OF_MEMORY",
+)
+NODE_STATES = ("UNKNOWN", "DOWN", "IDLE", "ALLOCATED", "ERROR", "MIXED", "FUTURE")
+NODE_FLAGS = ("DRAIN", "NOT_RESPONDING", "MAINTENANCE", "RESERVED", "POWERED_DOWN", "FAIL", "COMPLETING")
+# sinfo counts the CPUs of nodes that cannot take work as "other", not idle
+_UNAVAILABLE_STATES = {"DOWN", "FUTURE", "UNKNOWN", "ERROR"}
+_UNAVAILABLE_FLAGS = {"DRAIN", "FAIL"}
+
+#: sdiag statistics archived as gauges: key -> unit (cycle times are microseconds)
+SDIAG_GAUGES = {
+    "server_thread_count": "threads",
+    "agent_queue_size": "messages",
+    "agent_count": "agents",
+    "agent_thread_count": "threads",
+    "dbd_agent_queue_size": "messages",
+    "schedule_cycle_last": "us",
+    "schedule_cycle_mean": "us",
+    "schedule_cycle_max": "us",
+    "schedule_queue_length": "jobs",
+    "bf_cycle_last": "us",
+    "bf_cycle_mean": "us",
+    "bf_queue_len": "jobs",
+    "bf_last_depth": "jobs",
+    "jobs_pending": "jobs",
+    "jobs_running": "jobs",
+}
+#: sdiag counters since midnight (or ``sdiag --reset``): archived as DERIVE with min 0
+SDIAG_COUNTERS = {
+    "jobs_submitted": "jobs",
+    "jobs_started": "jobs",
+    "jobs_completed": "jobs",
+    "jobs_canceled": "jobs",
+    "jobs_failed": "jobs",
+    "schedule_cycle_total": "cycles",
+    "bf_cycle_counter": "cycles",
+    "bf_backfilled_jobs": "jobs",
+}
+
+
+def load(text: str, what: str) -> dict[str, Any]:
+    """Parse a Slurm JSON document; its non-empty ``errors`` list becomes a SlurperError."""
+    if not text.strip():
+        raise PayloadError(f"{what}: empty output, expected JSON")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{what}: not JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise PayloadError(f"{what}: expected a JSON object, got {type(doc).__name__}")
+    errors = doc.get("errors") or []
+    if errors:
+        first = errors[0] if isinstance(errors[0], dict) else {"description": str(errors[0])}
+        detail = first.get("description") or first.get("error") or json.dumps(first)[:200]
+        raise SlurperError(f"{what}: Slurm reported an error: {detail}")
+    return doc
+
+
+def number(value: Any, what: str) -> float | None:
+    """A plain number or a ``{set, infinite, number}`` envelope; unset, infinite and null give None."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if "number" not in value or "set" not in value:
+            raise PayloadError(f"{what}: expected a number envelope, got {json.dumps(value)[:80]}")
+        if not value.get("set") or value.get("infinite"):
+            return None
+        value = value["number"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PayloadError(f"{what}: expected a number, got {value!r:.60}")
+    return float(value)
+
+
+def split_state(value: Any, known: Sequence[str], what: str) -> tuple[str, frozenset[str]]:
+    """Normalize a state (array, ``"RUNNING"``, ``"mixed"``, ``"IDLE+DRAIN"``) to (BASE, {FLAGS})."""
+    if isinstance(value, str):
+        parts = value.split("+")
+    elif isinstance(value, list) and all(isinstance(p, str) for p in value):
+        parts = list(value)
+    else:
+        raise PayloadError(f"{what}: state {value!r:.60} is neither a string nor a list of strings")
+    words = [p.strip().upper() for p in parts if p.strip()]  # 21.08 wrote flags with a trailing space
+    if not words:
+        raise PayloadError(f"{what}: empty state")
+    base = next((w for w in words if w in known), words[0])
+    return base, frozenset(w for w in words if w != base)
+
+
+def _text(obj: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) and value else default
+
+
+def _items(doc: Mapping[str, Any], key: str, what: str) -> list[Mapping[str, Any]]:
+    items = doc.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise PayloadError(f"{what}: expected a list of objects under {key!r}")
+    return items
+
+
+def job_readings(doc: Mapping[str, Any], partitions: Iterable[str], per_account: bool) -> list[Reading]:
+    """Jobs by base state in total, per partition (every known one) and per account; pending by reason."""
+    totals: Counter[str] = Counter()
+    by_part: dict[str, Counter[str]] = {p: Counter() for p in partitions}
+    by_account: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
+    for job in _items(doc, "jobs", "squeue"):
+        what = f"job {job.get('job_id')}"
+        state, _flags = split_state(job.get("job_state"), JOB_STATES, what)
+        totals[state] += 1
+        # a pending job submitted to several partitions ("cs,debug") is pending in each of them
+        for part in _text(job, "partition", "unknown").split(","):
+            by_part.setdefault(part.strip(), Counter())[state] += 1
+        if per_account:
+            by_account.setdefault(_text(job, "account", "none"), Counter())[state] += 1
+        if state == "PENDING":
+            reasons[_text(job, "state_reason", "None")] += 1
+    out = [Reading(metric_name("jobs", s.lower()), totals[s]) for s in JOB_STATES]
+    for prefix, table in (("partition", by_part), ("account", by_account)):
+        for name in sorted(table):
+            out += [Reading(metric_name(prefix, name, s.lower()), table[name][s]) for s in JOB_STATES]
+    out += [Reading(metric_name("pending", r), n) for r, n in sorted(reasons.items())]
+    return out
+
+
+@dataclass
+class NodeTally:
+    """Nodes and CPUs counted once each, plus the partitions seen."""
+
+    states: Counter[str] = field(default_factory=Counter)
+    flags: Counter[str] = field(default_factory=Counter)
+    drained: int = 0
+    draining: int = 0
+    cpus: Counter[str] = field(default_factory=Counter)
+    partitions: set[str] = field(default_factory=set)
+
+    def add(self, base: str, flags: frozenset[str], count: int) -> None:
+        self.states[base] += count
+        for flag in flags:
+            self.flags[flag] += count
+        if "DRAIN" in flags:
+            busy = base in ("ALLOCATED", "MIXED") or "COMPLETING" in flags
+            if busy:
+                self.draining += count
+            else:
+                self.drained += count
+
+    def readings(self) -> list[Reading]:
+        out = [Reading(metric_name("nodes", s.lower()), self.states[s]) for s in NODE_STATES]
+        out += [
+            Reading(metric_name("nodes", s.lower()), n)
+            for s, n in self.states.items()
+            if s not in NODE_STATES
+        ]
+        out.append(Reading("nodes.total", sum(self.states.values())))
+        out += [Reading(metric_name("nodes.flag", f.lower()), self.flags[f]) for f in NODE_FLAGS]
+        out += [Reading("nodes.drained", self.drained), Reading("nodes.draining", self.draining)]
+        out += [Reading(f"cpus.{k}", self.cpus[k]) for k in ("allocated", "idle", "other", "total")]
+        return out
+
+
+def node_tally(doc: Mapping[str, Any]) -> NodeTally:
+    """Count nodes and CPUs from ``sinfo --json`` (either layout) or slurmrestd ``/nodes``."""
+    if "sinfo" in doc:
+        return _tally_sinfo(_items(doc, "sinfo", "sinfo"))
+    if "nodes" in doc:
+        return _tally_nodes(_items(doc, "nodes", "sinfo"))
+    raise PayloadError("sinfo: neither 'sinfo' (23.02+) nor 'nodes' (21.08, slurmrestd) in the document")
+
+
+def _tally_nodes(nodes: Iterable[Mapping[str, Any]]) -> NodeTally:
+    tally = NodeTally()
+    for node in nodes:
+        what = f"node {node.get('name')}"
+        base, flags = split_state(node.get("state"), NODE_STATES, what)
+        extra = node.get("state_flags") or []  # 21.08: flags apart from the lower-case state
+        flags |= {str(f).strip().upper() for f in extra if str(f).strip()}
+        tally.add(base, flags, 1)
+        total = number(node.get("cpus"), f"{what}: cpus") or 0.0
+        alloc = number(node.get("alloc_cpus"), f"{what}: alloc_cpus") or 0.0
+        spare = "other" if base in _UNAVAILABLE_STATES or flags & _UNAVAILABLE_FLAGS else "idle"
+        tally.cpus["allocated"] += alloc
+        tally.cpus[spare] += max(0.0, total - alloc)
+        tally.cpus["total"] += total
+        tally.partitions.update(p for p in node.get("partitions") or [] if isinstance(p, str))
+    return tally
+
+
+def _tally_sinfo(entries: Iterable[Mapping[str, Any]]) -> NodeTally:
+    tally = NodeTally()
+    seen: set[tuple[str, ...]] = set()
+    for i, entry in enumerate(entries):
+        part = entry.get("partition") or {}
+        if isinstance(part, Mapping) and _text(part, "name"):
+            tally.partitions.add(_text(part, "name"))
+        nodes = entry.get("nodes") or {}
+        names = tuple(sorted(str(n) for n in nodes.get("nodes") or []))
+        # a node in two partitions has one entry per partition: count it once
+        if names and names in seen:
+            continue
+        seen.add(names)
+        what = f"sinfo entry {i} ({','.join(names)[:60]})"
+        base, flags = split_state((entry.get("node") or {}).get("state"), NODE_STATES, what)
+        tally.add(base, flags, int(number(nodes.get("total"), f"{what}: nodes.total") or 0))
+        cpus = entry.get("cpus") or {}
+        for key in ("allocated", "idle", "other", "total"):
+            tally.cpus[key] += number(cpus.get(key), f"{what}: cpus.{key}") or 0.0
+    return tally
+
+
+def partition_names(doc: Mapping[str, Any]) -> list[str]:
+    """Names from slurmrestd ``/partitions``."""
+    return sorted(_text(p, "name") for p in _items(doc, "partitions", "partitions") if _text(p, "name"))
+
+
+def sdiag_readings(doc: Mapping[str, Any]) -> list[Reading]:
+    """Scheduler figures from ``sdiag --json`` or ``/diag``; keys a release lacks are skipped."""
+    stats = doc.get("statistics")
+    if not isinstance(stats, Mapping):
+        raise PayloadError("sdiag: no 'statistics' object in the document")
+    out = []
+    for key in (*SDIAG_GAUGES, *SDIAG_COUNTERS):
+        if key in stats:
+            out.append(Reading(f"sdiag.{key}", number(stats[key], f"sdiag: {key}")))
+    return out
+
+
+_VERSION = re.compile(r"^/slurm/v(\d+)\.(\d+)\.(\d+)/")
+
+
+def newest_api(openapi: Mapping[str, Any]) -> str:
+    """The newest ``v0.0.x`` that serves ``/slurm/v0.0.x/jobs`` in an ``/openapi/v3`` document."""
+    paths = openapi.get("paths")
+    if not isinstance(paths, Mapping):
+        raise PayloadError("openapi: no 'paths' object")
+    found = set()
+    for path in paths:
+        m = _VERSION.match(path)
+        if m and path[m.end() :].rstrip("/") == "jobs":
+            found.add(tuple(int(g) for g in m.groups()))
+    if not found:
+        raise PayloadError("openapi: no /slurm/v0.0.x/jobs path; is this slurmrestd with openapi/slurmctld?")
+    major, minor, micro = max(found)
+    return f"v{major}.{minor}.{micro}"

@@ -130,7 +130,7 @@ def test_real_munin_plugins_archived_values_match_plugin_output(write_config, ru
     assert info["ds[value].type"] == "DERIVE"
     # rexmon's own health is archived too
     assert archived["rexmon/load.errors"] == 0
-    assert archived["rexmon/cpu.readings"] == 9
+    assert archived["rexmon/cpu.duration"] > 0
 
 
 def _plugin(tmp_path: Path, name: str, body: str) -> Path:

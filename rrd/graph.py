@@ -94,7 +94,7 @@ class Rendered:
 
     data: bytes
     content_type: str
-    info: dict[str, float] = field(default_factory=dict)
+    info: dict[str, float | str] = field(default_factory=dict)
     cached: bool = False
 
 
@@ -196,7 +196,7 @@ class GraphRenderer:
         except rrdtool.OperationalError as exc:
             raise GraphError(f"rrdtool graph failed for {', '.join(spec.metric_ids)}: {exc}") from exc
         data = bytes(result.pop("image"))
-        info = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+        info = {k: (v if isinstance(v, str) else float(v)) for k, v in result.items()}
         if cache is not None:
             self._store(cache, data)
         return Rendered(data, CONTENT_TYPES[spec.fmt], info)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-pytest_plugins = ["tests.fixtures.rrdcached"]
+pytest_plugins = ["tests.fixtures.rrdcached", "tests.fixtures.chromium", "tests.fixtures.smtp"]
 
 
 @pytest.fixture

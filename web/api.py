@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, jsonify, request
@@ -16,6 +17,7 @@ from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_
 from web.openapi import openapi
 from web.params import CFS, ParamError, choice, int_param, metric_id, time_range
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
@@ -69,13 +71,19 @@ def _series(mid: str, fmt: str) -> Response:
     try:
         s = monitor().archive.fetch(mid, tr.start, tr.end, cf, resolution)
     except ArchiveError as exc:
-        abort(404, str(exc)) if "no such metric" in str(exc) else abort(400, str(exc))
-    times = [s.start + (i + 1) * s.step for i in range(len(s.values))]  # a value ends its interval
+        if "no such metric" in str(exc):
+            abort(404, str(exc))
+        log.warning("series of %s failed: %s", mid, exc)  # the message names server paths
+        abort(500, "the series could not be read; the details are in the server log")
+    # a value is stamped with the end of its interval; rrdtool returns one interval past ``end``
+    points = [(s.start + (i + 1) * s.step, v) for i, v in enumerate(s.values)]
+    points = [(t, v) for t, v in points if t <= max(tr.end, s.start + s.step)]
+    times, values = [t for t, _ in points], [v for _, v in points]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["time", mid])
-        w.writerows([t, "" if v is None else repr(v)] for t, v in zip(times, s.values, strict=True))
+        w.writerows([t, "" if v is None else repr(v)] for t, v in points)
         resp = Response(buf.getvalue(), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="{mid.replace("/", "_")}.csv"'
         return resp
@@ -87,7 +95,7 @@ def _series(mid: str, fmt: str) -> Response:
             "step": s.step,
             "cf": cf,
             "times": times,
-            "values": s.values,
+            "values": values,
         }
     )
 

@@ -123,7 +123,8 @@ def error_response(status: int, message: str, parameter: str | None = None) -> t
         if parameter:
             body["parameter"] = parameter
         return jsonify(body), status
-    return render_template("web/error.html", status=status, message=message), status
+    text = f"{parameter}: {message}" if parameter else message
+    return render_template("web/error.html", status=status, message=text), status
 
 
 def _register_errors(app: Flask) -> None:

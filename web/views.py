@@ -176,7 +176,10 @@ def _image(ids: Sequence[str], fmt: str, title: str, rules: Sequence[Rule]) -> R
         )
         out = monitor().renderer.render(spec)
     except GraphError as exc:
-        abort(404 if "no such metric" in str(exc) else 400, str(exc))
+        if "no such metric" in str(exc):
+            abort(404, str(exc))
+        log.warning("graph of %s failed: %s", ", ".join(ids), exc)  # the message names server paths
+        abort(500, "the graph could not be drawn; the details are in the server log")
     resp = Response(out.data, mimetype=out.content_type)
     resp.headers["Cache-Control"] = "private, max-age=30"
     resp.headers["X-Graph-Cache"] = "hit" if out.cached else "miss"

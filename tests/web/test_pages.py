@@ -1,0 +1,86 @@
+"""Every page and image through the Flask test client, over a real archive and SQLite database."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+
+from rrd.archive import Update
+from tests.web.conftest import NOW, SPEC, Site
+
+
+def _slurper_order(html: str) -> list[str]:
+    return re.findall(r'<section class="slurper[^"]*" data-slurper="([^"]+)"', html)
+
+
+def test_overview_lists_every_slurper_and_metric_with_icons(client: FlaskClient) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert _slurper_order(html)[0] == "old"  # the only problem without alarm states: a stale slurper
+    for mid in ("condor/schedd.s1.running", "df/_dev_sda1", "load/load", "old/temperature"):
+        assert f'data-id="{mid}"' in html
+    assert 'aria-label="stale"' in html and "stale slurper" in html
+    assert re.search(r'count-stale".*?count-n">1<', html, re.S)
+    assert re.search(r'count-ok".*?count-n">6<', html, re.S)
+    assert 'id="filter"' in html and "auto-refresh" in html
+
+
+def test_overview_partial_is_the_refreshable_body(client: FlaskClient) -> None:
+    body = client.get("/?partial=1").get_data(as_text=True)
+    assert "<html" not in body and 'data-slurper="condor"' in body
+
+
+def test_metric_graph_page(client: FlaskClient) -> None:
+    html = client.get("/graph/condor/schedd.s1.running?period=week").get_data(as_text=True)
+    assert "<h1>" in html and "condor/schedd.s1.running" in html
+    assert "/img/condor/schedd.s1.running.png?period=week" in html
+    assert 'data-series="/api/metrics/condor/schedd.s1.running/series"' in html
+    assert "vendor/uPlot.iife.min.js" in html
+
+
+def test_custom_range_on_graph_page(client: FlaskClient) -> None:
+    html = client.get(f"/graph/load/load?start={NOW - 7200}&end={NOW - 3600}").get_data(as_text=True)
+    assert f"start={NOW - 7200}" in html and "2025-11-21 11:00 UTC" in html
+
+
+def test_slurper_page_has_one_graph_per_group(client: FlaskClient) -> None:
+    html = client.get("/graph/condor").get_data(as_text=True)
+    assert html.count('<img class="graph"') == 1
+    assert "/img/condor.png?" in html and "group=schedd.s1" in html
+    assert client.get("/graph/nosuch").status_code == 404
+
+
+def test_images_png_svg_and_group(client: FlaskClient) -> None:
+    png = client.get("/img/load/load.png?period=day")
+    assert png.status_code == 200 and png.mimetype == "image/png" and png.data[:4] == b"\x89PNG"
+    svg = client.get("/img/load/load.svg?period=hour&size=small")
+    assert svg.mimetype == "image/svg+xml" and b"<svg" in svg.data
+    group = client.get("/img/condor.png?group=schedd.s1&period=day")
+    assert group.status_code == 200 and group.data[:4] == b"\x89PNG"
+    assert client.get("/img/condor.png?group=nosuch").status_code == 404
+
+
+def test_image_cache_invalidated_by_new_data(site: Site) -> None:
+    client = site.client()
+    assert client.get("/img/load/load.png").headers["X-Graph-Cache"] == "miss"
+    assert client.get("/img/load/load.png").headers["X-Graph-Cache"] == "hit"
+    site.archive.write([Update("load/load", NOW + 1, 3.0, SPEC)])
+    assert client.get("/img/load/load.png").headers["X-Graph-Cache"] == "miss"
+
+
+def test_unknown_metric_and_bad_params(client: FlaskClient) -> None:
+    assert client.get("/graph/load/nosuch").status_code == 404
+    assert client.get("/img/load/nosuch.png").status_code == 404
+    r = client.get("/img/load/load.png?width=99999")
+    assert r.status_code == 400 and "width" in r.get_data(as_text=True)
+    r = client.get("/graph/load/load?period=decade")
+    assert r.status_code == 400 and "period" in r.get_data(as_text=True)
+
+
+def test_config_page_masks_notify_secrets(make_site) -> None:  # type: ignore[no-untyped-def]
+    site = make_site(extra='\n[[notify]]\nname = "ops"\nurl = "mailtos://ops:hunter2@mail.example.org"\n')
+    client = site.client()
+    html = client.get("/config").get_data(as_text=True)
+    assert "ops" in html and "mailtos://" in html
+    for url in ("/config", "/", "/api/alarms", "/api/metrics", "/api/openapi.json"):
+        assert "hunter2" not in client.get(url).get_data(as_text=True)

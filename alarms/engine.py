@@ -155,12 +155,14 @@ class Engine:
             rec.ds_type, rec.interval, rec.rule = obs.ds_type, obs.interval, rule.name
             rec.spec_warning, rec.spec_critical = obs.warning, obs.critical
             value = _rate(rec, obs) if obs.ds_type in RATE_TYPES else obs.value
+            window = strongest(downtimes.covering(obs.metric_id, now))
+            ended = _enter_downtime(rec, window, now)
             if value is not None:
                 rec.value, rec.time, rec.stale = value, obs.time, False
                 self._evaluate(rec, rule, value, obs.time, out)
             elif rec.time is None:
                 rec.time = obs.time  # the stale clock starts at the first sight, even of a U
-            self._settle(rec, rule, now, downtimes, out)
+            self._settle(rec, rule, now, window, ended, out)
             out.records[rec.metric_id] = rec
         return out
 
@@ -177,11 +179,12 @@ class Engine:
             if not self._tick_due(old, rule, now, window):
                 continue
             rec = copy.copy(old)
+            ended = _enter_downtime(rec, window, now)
             if rec.time is not None and now - rec.time > rule.stale_after(rec.interval) and not rec.stale:
                 rec.stale = True
                 rec.pending, rec.pending_since, rec.pending_count = None, None, 0
                 self._change(rec, "UNKNOWN", now, "stale", out)
-            self._settle(rec, rule, now, downtimes, out, window)
+            self._settle(rec, rule, now, window, ended, out)
             out.records[metric_id] = rec
         return out
 
@@ -233,19 +236,11 @@ class Engine:
         rec: MetricRecord,
         rule: Rule,
         now: float,
-        downtimes: Coverage,
+        window: Window | None,
+        ended: Window | None,
         out: Outcome,
-        window: Window | None | Literal[False] = False,
     ) -> None:
-        """Update downtime and flapping flags, then decide what to tell people."""
-        if window is False:
-            window = strongest(downtimes.covering(rec.metric_id, now))
-        ended: Window | None = None
-        new_id = window.downtime_id if window else None
-        if rec.downtime_id is not None and new_id is None:
-            ended = Window(rec.downtime_id, 0, now, (), rec.downtime_severity or "outage")  # type: ignore[arg-type]
-        rec.downtime_id = new_id
-        rec.downtime_severity = window.severity if window else None
+        """Update flapping, then decide what to tell people."""
         suppressed = window is not None and (window.severity == "outage" or rec.state != "CRITICAL")
         if self._flapping(rec, rule, now, suppressed, window, out):
             return
@@ -303,6 +298,19 @@ class Engine:
         )
         if mark:
             rec.notified, rec.notified_at = rec.state, now
+
+
+def _enter_downtime(rec: MetricRecord, window: Window | None, now: float) -> Window | None:
+    """Record the downtime covering the metric now; return a stand-in for one that just ended."""
+    new_id = window.downtime_id if window else None
+    ended = None
+    if rec.downtime_id is not None and new_id is None:
+        ended = Window(
+            rec.downtime_id, now, now, (), "at-risk" if rec.downtime_severity == "at-risk" else "outage"
+        )
+    rec.downtime_id = new_id
+    rec.downtime_severity = window.severity if window else None
+    return ended
 
 
 def _renotify_due(rec: MetricRecord, rule: Rule, now: float) -> bool:

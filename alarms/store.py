@@ -12,13 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from downtime.db import Base
 from sqlalchemy import Boolean, Float, Integer, String, Text, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alarms.engine import MetricRecord, Transition
 from alarms.state import MetricState
-from downtime.db import Base
 
 
 class AlarmStateRow(Base):
@@ -114,6 +114,7 @@ class Pending:
     subject: str
     body: str
     attempts: int
+    next_attempt: float
 
 
 _FIELDS = [f.name for f in fields(MetricRecord)]
@@ -251,15 +252,19 @@ class AlarmStore:
 
     # -- outbox --------------------------------------------------------------------------------------
     def due(self, now: float) -> list[Pending]:
-        """Undelivered messages whose next attempt is due, oldest first."""
+        """Undelivered messages, oldest first, of every target whose oldest undelivered one is due."""
         t = OutboxRow.__table__
         q = (
-            select(t.c.id, t.c.target, t.c.subject, t.c.body, t.c.attempts)
-            .where(t.c.delivered_at.is_(None), t.c.next_attempt <= now)
+            select(t.c.id, t.c.target, t.c.subject, t.c.body, t.c.attempts, t.c.next_attempt)
+            .where(t.c.delivered_at.is_(None))
             .order_by(t.c.id)
         )
         with self.engine.connect() as conn:
-            return [Pending(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in conn.execute(q)]
+            rows = [Pending(int(r[0]), r[1], r[2], r[3], int(r[4]), float(r[5])) for r in conn.execute(q)]
+        first: dict[str, float] = {}
+        for p in rows:
+            first.setdefault(p.target, p.next_attempt)
+        return [p for p in rows if first[p.target] <= now]
 
     def delivered(self, msg_id: int, now: float) -> None:
         """Mark a message delivered (committed at once, so a crash right after cannot resend it)."""

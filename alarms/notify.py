@@ -1,0 +1,233 @@
+"""Notices -> messages per target (Jinja2 templates) -> apprise, through the persistent outbox.
+
+Routing: a notice goes to a target when the target accepts its severity and either side has no tags
+or the rule's ``notify`` tags share one with the target's ``tags``. All notices of one evaluation round
+for one target become one message. Delivery retries with exponential backoff and never drops a message;
+each target is delivered in its own thread so a slow or broken one does not hold up the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import apprise
+import jinja2
+
+with warnings.catch_warnings():
+    # apprise's email plugin imports the stdlib imghdr, deprecated on 3.11/3.12 (gone in 3.13, where
+    # apprise ships a shim); importing it here, quietly, keeps that warning out of every delivery
+    warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+    with contextlib.suppress(ImportError):
+        import imghdr  # noqa: F401
+
+from alarms.engine import Notice
+from alarms.store import AlarmStore, OutboxMessage, Pending
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "notify"
+LABELS = {"recovery": "RECOVERY", "flapping": "FLAPPING"}
+
+
+def _label(n: Notice) -> str:
+    """CRITICAL / RECOVERY / STILL CRITICAL / FLAPPING: what a subject line starts with."""
+    if n.kind == "problem":
+        return n.state
+    if n.kind == "renotify":
+        return f"STILL {n.state}"
+    return LABELS[n.kind]
+
+
+class NotifyTargetLike(Protocol):
+    """The fields of ``rexmon.config.NotifyTarget`` (one ``[[notify]]``) this module reads."""
+
+    url: Any
+    name: str
+    tags: list[str]
+    severities: list[str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resolved notification target."""
+
+    key: str
+    url: str
+    tags: frozenset[str]
+    severities: frozenset[str]
+
+    def accepts(self, notice: Notice) -> bool:
+        """True when ``notice`` should reach this target."""
+        severity = "WARNING" if notice.kind == "flapping" else notice.state
+        if severity not in self.severities:
+            return False
+        return not self.tags or not notice.tags or bool(self.tags & set(notice.tags))
+
+    def masked(self) -> str:
+        """The URL as apprise shows it with privacy on (for logs)."""
+        plugin = apprise.Apprise.instantiate(self.url, suppress_exceptions=True)
+        return str(plugin.url(privacy=True)) if plugin else self.url.split(":", 1)[0] + "://***"
+
+
+def targets_from_config(notify: Sequence[NotifyTargetLike]) -> list[Target]:
+    """``Config.notify`` as targets; a target's key is its name, else ``notify#<n>``."""
+    out = []
+    for i, t in enumerate(notify):
+        url = t.url.get() if hasattr(t.url, "get") else str(t.url)
+        out.append(Target(t.name or f"notify#{i + 1}", url, frozenset(t.tags), frozenset(t.severities)))
+    return out
+
+
+def _fmt_time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fmt_value(v: float | None) -> str:
+    return "unknown" if v is None else f"{v:.6g}"
+
+
+class Renderer:
+    """Renders subject and body from ``templates/notify/{subject,body}.txt.j2``."""
+
+    def __init__(self, base_url: str, directory: Path = TEMPLATES) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # plain-text messages; apprise escapes per service
+            keep_trailing_newline=False,
+        )
+
+    def context(self, n: Notice) -> dict[str, Any]:
+        """What a template sees of one notice."""
+        return {
+            "metric": n.metric_id,
+            "kind": n.kind,
+            "label": _label(n),
+            "state": n.state,
+            "previous": n.previous,
+            "value": n.value,
+            "value_text": _fmt_value(n.value),
+            "range": n.range,
+            "rule": n.rule,
+            "since": n.since,
+            "since_text": _fmt_time(n.since),
+            "time": n.time,
+            "downtime": n.downtime,
+            "downtime_ended": n.downtime_ended,
+            "downtime_end_text": _fmt_time(n.downtime.end) if n.downtime else "",
+            "graph_url": f"{self.base_url}/graph/{n.metric_id}",
+        }
+
+    def render(self, notices: Sequence[Notice]) -> tuple[str, str]:
+        """(subject, body) of one message about ``notices``."""
+        ctx = [self.context(n) for n in notices]
+        counts: dict[str, int] = {}
+        for c in ctx:
+            counts[c["label"]] = counts.get(c["label"], 0) + 1
+        args = {"notices": ctx, "counts": sorted(counts.items())}
+        subject = self.env.get_template("subject.txt.j2").render(args).strip()
+        return subject, self.env.get_template("body.txt.j2").render(args).strip() + "\n"
+
+
+_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3}
+
+
+def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Renderer) -> list[OutboxMessage]:
+    """One message per target for this round's notices (the worst severity names the message)."""
+    out = []
+    for target in targets:
+        mine = [n for n in notices if target.accepts(n)]
+        if not mine:
+            continue
+        subject, body = renderer.render(mine)
+        worst = min((n.state for n in mine), key=lambda s: _ORDER[s])
+        out.append(OutboxMessage(target.key, worst, subject, body, tuple(n.metric_id for n in mine)))
+    return out
+
+
+class Deliverer:
+    """Drains the outbox through apprise; failures back off exponentially (base * 2^attempts, capped)."""
+
+    def __init__(
+        self,
+        store: AlarmStore,
+        targets: Sequence[Target],
+        *,
+        backoff: float = 30.0,
+        max_backoff: float = 3600.0,
+    ) -> None:
+        self.store = store
+        self.targets = {t.key: t for t in targets}
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self._apprise: dict[str, apprise.Apprise] = {}
+
+    def deliver(self, now: float) -> int:
+        """Send every due message; returns how many were delivered."""
+        by_target: dict[str, list[Pending]] = {}
+        for p in self.store.due(now):
+            by_target.setdefault(p.target, []).append(p)
+        # a target's messages go out in order: one still backing off holds the later ones
+        by_target = {k: v for k, v in by_target.items() if v[0].next_attempt <= now}
+        if not by_target:
+            return 0
+        with ThreadPoolExecutor(max_workers=len(by_target), thread_name_prefix="rexmon-notify") as pool:
+            done = pool.map(lambda item: self._send_all(item[0], item[1], now), by_target.items())
+            return sum(done)
+
+    def _send_all(self, key: str, messages: list[Pending], now: float) -> int:
+        """Send one target's messages in order; stop at its first failure (they keep their order)."""
+        sent = 0
+        for msg in messages:
+            error = self._send(key, msg)
+            if error is not None:
+                delay = min(self.max_backoff, self.backoff * 2**msg.attempts)
+                self.store.failed(msg.id, error, now + delay)
+                for later in messages[messages.index(msg) + 1 :]:
+                    self.store.failed(later.id, "waiting behind an earlier message", now + delay)
+                log.warning("notify %s: %s; retry in %.0f s", key, error, delay)
+                break
+            self.store.delivered(msg.id, now)
+            sent += 1
+        return sent
+
+    def _send(self, key: str, msg: Pending) -> str | None:
+        target = self.targets.get(key)
+        if target is None:
+            return f"no [[notify]] target named {key!r} in the configuration (message kept)"
+        ap = self._apprise.get(key)
+        if ap is None:
+            ap = apprise.Apprise()
+            if not ap.add(target.url):
+                return f"{target.masked()} is not a valid apprise URL"
+            self._apprise[key] = ap
+        started = time.monotonic()
+        try:
+            ok = ap.notify(title=msg.subject, body=msg.body, body_format=apprise.NotifyFormat.TEXT)
+        except Exception as exc:  # a plugin bug must not stop the other targets
+            return f"{target.masked()}: {type(exc).__name__}: {exc}"
+        if not ok:
+            return f"delivery to {target.masked()} failed after {time.monotonic() - started:.1f} s"
+        log.info("notify %s: delivered message %d to %s", key, msg.id, target.masked())
+        return None
+
+
+def send_test(target: Target, now: float) -> str | None:
+    """Send a test message straight to ``target`` (not through the outbox); the error text, or None."""
+    ap = apprise.Apprise()
+    if not ap.add(target.url):
+        return f"{target.masked()} is not a valid apprise URL"
+    ok = ap.notify(
+        title="[rexmon] test notification",
+        body=f"A test message from rexmon to target {target.key} at {_fmt_time(now)}.\n",
+        body_format=apprise.NotifyFormat.TEXT,
+    )
+    return None if ok else f"delivery to {target.masked()} failed"

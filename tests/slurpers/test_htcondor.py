@@ -234,7 +234,7 @@ def test_end_to_end_two_schedds_use_global(fakes, write_config, rexmon_once) -> 
     (q_args,) = fakes.calls("condor_q")
     assert q_args[:3] == ["-pool", "cm.example.org:9618", "-allusers"]
     assert "-global" in q_args and q_args[-2:] == ["-constraint", "JobUniverse == 5"]
-    assert ["-pool", "cm.example.org:9618", "-schedd", "-json"] == fakes.calls("condor_status")[0][:4]
+    assert fakes.calls("condor_status")[0][:4] == ["-pool", "cm.example.org:9618", "-schedd", "-json"]
 
 
 def test_end_to_end_one_schedd_is_asked_by_name(fakes, write_config, rexmon_once) -> None:  # type: ignore[no-untyped-def]

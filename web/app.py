@@ -43,6 +43,7 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
         "monitor": Monitor(config, clock),
         "auth": Auth(htpasswd, web.trusted_header),
     }
+    app.before_request(_authenticate)  # before CSRF: an anonymous write is a 401, not a form error
     csrf.init_app(app)
     from web import api, downtimes, views
 
@@ -50,7 +51,6 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     app.register_blueprint(downtimes.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the JSON API takes only application/json bodies, which forms cannot send
-    app.before_request(_authenticate)
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.add_template_filter(fmt_time, "time")

@@ -84,10 +84,10 @@ def _upgrade(url: str) -> None:
 
 @pytest.fixture
 def make_site(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[Callable[..., Site]]:
-    """make_site(public_read=True, extra="") -> a Site with a filled archive and a migrated database."""
+    """make_site(public_read, extra, trusted_header) -> a Site (archive filled, database migrated)."""
     made: list[Site] = []
 
-    def _make(public_read: bool = True, extra: str = "") -> Site:
+    def _make(public_read: bool = True, extra: str = "", trusted_header: str = "") -> Site:
         htpasswd = _htpasswd(tmp_path / "htpasswd")
         path = write_config(
             f"""
@@ -95,6 +95,7 @@ def make_site(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[Cal
             public_read = {"true" if public_read else "false"}
             htpasswd = "{htpasswd}"
             secret_key = "test-secret"
+            trusted_header = "{trusted_header}"
             graph_cache_dir = "{tmp_path / "graphs"}"
 
             [[slurper]]

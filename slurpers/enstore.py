@@ -220,12 +220,13 @@ class _Deadline:
     """What is left of the slurper's timeout, shared by the several commands of one run."""
 
     def __init__(self, seconds: float) -> None:
+        self.total = seconds
         self.end = time.monotonic() + seconds
 
     def left(self, what: str) -> float:
         remaining = self.end - time.monotonic()
         if remaining <= 0:
-            raise SlurperError(f"timeout reached before {what}")
+            raise SlurperError(f"the timeout of {self.total:g} s ran out before {what}")
         return remaining
 
 
@@ -263,7 +264,12 @@ class EnstoreSlurper(Slurper):
 
     def _enstore(self, args: list[str], deadline: _Deadline) -> str:
         what = " ".join(["enstore", *args])
-        return run_command([self.settings.enstore, *args], timeout=deadline.left(what)).stdout
+        try:
+            return run_command([self.settings.enstore, *args], timeout=deadline.left(what)).stdout
+        except SlurperError as exc:
+            if "timed out" not in str(exc):
+                raise
+            raise SlurperError(f"{what} did not finish within the timeout of {deadline.total:g} s") from None
 
     def _library_manager(self, lm: str, deadline: _Deadline) -> list[Reading]:
         name = short(lm, ".library_manager")

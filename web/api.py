@@ -162,7 +162,9 @@ def create_downtime() -> tuple[Response, int]:
     if not isinstance(body, dict):
         raise ParamError("body", "must be a JSON object")
     data: DowntimeInput = parse_downtime({k: _text(v) for k, v in body.items()}, now())
-    d = _store().add(**data.store_kwargs(author=g.user, now=now()))
+    store = _store()
+    d = store.add(**data.store_kwargs(author=g.user, now=now()))
+    d = store.get(d) if isinstance(d, int) else d  # the store may answer with the new id
     return jsonify(downtime_dict(d)), 201
 
 

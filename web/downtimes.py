@@ -75,7 +75,8 @@ def new() -> Any:
             severities=SEVERITIES,
         )
     d = _store().add(**data.store_kwargs(author=g.user, now=now()))
-    return redirect(url_for(".detail", downtime_id=downtime_dict(d)["id"]), 303)
+    new_id = d if isinstance(d, int) else downtime_dict(d)["id"]
+    return redirect(url_for(".detail", downtime_id=new_id), 303)
 
 
 @bp.post("/downtimes/<int:downtime_id>/extend")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from flask.testing import FlaskClient
 from rexmon.config import Config, load
 from rrd.archive import Archive, SeriesSpec, Update
 from web import create_app
+
+HAVE_DOWNTIME = all(importlib.util.find_spec(m) is not None for m in ("downtime.db", "downtime.store"))
+needs_downtime = pytest.mark.skipif(not HAVE_DOWNTIME, reason="needs downtime/db.py and downtime/store.py")
 
 #: a fixed "now" (a whole hour) so graphs, staleness and downtimes are reproducible
 NOW = 1_763_730_000 - 1_763_730_000 % 3600

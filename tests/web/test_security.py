@@ -82,7 +82,7 @@ def test_api_write_needs_json_body(client: FlaskClient) -> None:
 
 def test_reading_can_require_login(make_site: Callable[..., Site]) -> None:
     client = make_site(public_read=False).client()
-    for url in ("/", "/graph/load/load", "/img/load/load.png", "/api/metrics", "/downtimes.ics"):
+    for url in ("/", "/graph/load/load", "/img/load/load.png", "/api/metrics"):
         assert client.get(url).status_code == 401, url
         assert client.get(url, headers=basic()).status_code == 200, url
 

@@ -6,7 +6,6 @@ See docs/alarms.md for the semantics in words.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,7 +23,7 @@ Told = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN", "FLAPPING"]
 RATE_TYPES = frozenset({"COUNTER", "DERIVE", "ABSOLUTE"})
 
 
-@dataclass(slots=True)
+@dataclass
 class MetricRecord:
     """Everything the engine remembers about one metric between rounds (persisted by alarms.store)."""
 
@@ -144,26 +143,31 @@ class Engine:
     ) -> Outcome:
         """Evaluate newly archived values."""
         out = Outcome()
+        done = out.records
+        resolve, covering = self.rules.resolve, downtimes.covering
         for obs in observations:
-            rule = self.rules.resolve(obs.metric_id, obs.warning, obs.critical)
+            mid = obs.metric_id
+            rule = resolve(mid, obs.warning, obs.critical)
             if rule is None:
                 continue
-            old = out.records.get(obs.metric_id) or prev.get(obs.metric_id)
+            old = done.get(mid) or prev.get(mid)
             if old is not None and old.time is not None and obs.time <= old.time:
                 continue  # already evaluated (a re-delivered or out-of-order value)
-            rec = copy.copy(old) if old is not None else MetricRecord(obs.metric_id, since=obs.time)
+            rec = _clone(old) if old is not None else MetricRecord(mid, since=obs.time)
             rec.ds_type, rec.interval, rec.rule = obs.ds_type, obs.interval, rule.name
             rec.spec_warning, rec.spec_critical = obs.warning, obs.critical
             value = _rate(rec, obs) if obs.ds_type in RATE_TYPES else obs.value
-            window = strongest(downtimes.covering(obs.metric_id, now))
-            ended = _enter_downtime(rec, window, now)
+            windows = covering(mid, now)
+            window = strongest(windows) if windows else None
+            ended = _enter_downtime(rec, window, now) if window or rec.downtime_id is not None else None
             if value is not None:
                 rec.value, rec.time, rec.stale = value, obs.time, False
                 self._evaluate(rec, rule, value, obs.time, out)
             elif rec.time is None:
                 rec.time = obs.time  # the stale clock starts at the first sight, even of a U
-            self._settle(rec, rule, now, window, ended, out)
-            out.records[rec.metric_id] = rec
+            if window is not None or rec.state != rec.notified or rec.changes or rule.renotify:
+                self._settle(rec, rule, now, window, ended, out)
+            done[mid] = rec
         return out
 
     def tick(
@@ -178,7 +182,7 @@ class Engine:
             window = strongest(downtimes.covering(metric_id, now))
             if not self._tick_due(old, rule, now, window):
                 continue
-            rec = copy.copy(old)
+            rec = _clone(old)
             ended = _enter_downtime(rec, window, now)
             if rec.time is not None and now - rec.time > rule.stale_after(rec.interval) and not rec.stale:
                 rec.stale = True
@@ -193,7 +197,7 @@ class Engine:
         """A sticky acknowledgement: no re-notification until the metric is OK again."""
         if rec.state == "OK":
             raise ValueError(f"{rec.metric_id} is OK: there is nothing to acknowledge")
-        new = copy.copy(rec)
+        new = _clone(rec)
         new.acked, new.ack_author, new.ack_comment = True, author, comment
         return new
 
@@ -256,6 +260,8 @@ class Engine:
         self, rec: MetricRecord, rule: Rule, now: float, suppressed: bool, window: Window | None, out: Outcome
     ) -> bool:
         """Start or end flapping; True while notifications are held back because of it."""
+        if not rec.flapping and len(rec.changes) < self.flap.start:
+            return False  # the common case, decided without building anything
         recent = tuple(c for c in rec.changes if c > now - self.flap.window)
         if recent != rec.changes:
             rec.changes = recent
@@ -298,6 +304,13 @@ class Engine:
         )
         if mark:
             rec.notified, rec.notified_at = rec.state, now
+
+
+def _clone(rec: MetricRecord) -> MetricRecord:
+    """A shallow copy, several times faster than copy.copy (100,000 of these per round)."""
+    new = object.__new__(MetricRecord)
+    new.__dict__.update(rec.__dict__)
+    return new
 
 
 def _enter_downtime(rec: MetricRecord, window: Window | None, now: float) -> Window | None:

@@ -85,7 +85,8 @@ class RuleSet:
 
     def __init__(self, rules: Sequence[tuple[Sequence[str], Rule]]) -> None:
         self._index: GlobIndex[Rule] = GlobIndex(rules)
-        self._cache: dict[tuple[str, str | None, str | None], Rule | None] = {}
+        #: metric id -> (slurper warning, slurper critical, resolved rule)
+        self._cache: dict[str, tuple[str | None, str | None, Rule | None]] = {}
         self._spec_ranges: dict[str | None, Range | None] = {None: None}
 
     @classmethod
@@ -95,11 +96,9 @@ class RuleSet:
 
     def resolve(self, metric_id: str, warning: str | None = None, critical: str | None = None) -> Rule | None:
         """The rule for ``metric_id`` given the slurper's default ranges (``warning``/``critical``)."""
-        key = (metric_id, warning, critical)
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
+        hit = self._cache.get(metric_id)
+        if hit is not None and hit[0] == warning and hit[1] == critical:
+            return hit[2]
         rule = self._index.last_match(metric_id)
         if rule is not None and rule.warning is None and rule.critical is None:
             rule = _with_ranges(rule, self._spec(warning), self._spec(critical))
@@ -107,7 +106,7 @@ class RuleSet:
             rule = Rule(name="slurper default", warning=self._spec(warning), critical=self._spec(critical))
         if rule is not None and rule.warning is None and rule.critical is None:
             rule = None
-        self._cache[key] = rule
+        self._cache[metric_id] = (warning, critical, rule)
         return rule
 
     def _spec(self, text: str | None) -> Range | None:

@@ -101,7 +101,7 @@ def _series(mid: str, fmt: str) -> Response:
 
 
 @bp.get("/metrics/<slurper>/<metric>/annotations")
-def annotations(slurper: str, metric: str) -> Response:
+def graph_annotations(slurper: str, metric: str) -> Response:
     """Downtime bands and threshold lines for a metric's graph between ``start`` and ``end``."""
     mid = metric_id(slurper, metric)
     tr = time_range(request.args, now())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
@@ -113,8 +114,7 @@ def _act(downtime_id: int, action: Any) -> Any:
 @bp.get("/downtimes.ics")
 def ical() -> Response:
     """Every downtime of the last 30 and next 365 days as an iCalendar feed."""
-    from downtime import ical as dt_ical
-
+    dt_ical: Any = importlib.import_module("downtime.ical")
     t = now()
     windows = monitor().windows(t - 30 * 86400, t + 365 * 86400)
     body = dt_ical.to_ical(windows)

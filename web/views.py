@@ -57,7 +57,7 @@ def mask_url(url: str) -> str:
 
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if plugin:
-            return str(plugin.url(privacy=True))
+            return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
     except Exception as exc:  # masking must never fail open
         log.debug("cannot mask a notify URL: %s", exc)
     return url.split("://", 1)[0] + "://****" if "://" in url else "****"
@@ -122,7 +122,7 @@ def _slurper_ids(slurper: str) -> list[str]:
     return [m for m in monitor().archive.metric_ids() if m.split("/", 1)[0] == slurper]
 
 
-def _img_urls(endpoint: str, tr: TimeRange, **kw: str) -> dict[str, str]:
+def _img_urls(endpoint: str, tr: TimeRange, **kw: Any) -> dict[str, str]:
     q: dict[str, Any] = {"period": tr.period} if tr.period != "custom" else {"start": tr.start, "end": tr.end}
     return {fmt: url_for(endpoint, fmt=fmt, **kw) + "?" + urlencode(q) for fmt in ("png", "svg")}
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field
 from typing import Any, Literal
@@ -161,7 +161,7 @@ def slot_readings(ads: Iterable[Ad]) -> list[Reading]:
     apart (``slots.partitionable``) since they are containers, not job slots.
     """
     slots: Counter[tuple[str, str]] = Counter()
-    cpus: Counter[tuple[str, str]] = Counter()
+    cpus: defaultdict[tuple[str, str], float] = defaultdict(float)
     totals = {"cpus": 0.0, "memory": 0.0}
     unknown: set[str] = set()
     partitionable = 0

@@ -35,6 +35,7 @@ NODE_FLAGS = ("DRAIN", "NOT_RESPONDING", "MAINTENANCE", "RESERVED", "POWERED_DOW
 # sinfo counts the CPUs of nodes that cannot take work as "other", not idle
 _UNAVAILABLE_STATES = {"DOWN", "FUTURE", "UNKNOWN", "ERROR"}
 _UNAVAILABLE_FLAGS = {"DRAIN", "FAIL"}
+CPU_KINDS = ("allocated", "idle", "other", "total")
 
 #: sdiag statistics archived as gauges: key -> unit (cycle times are microseconds)
 SDIAG_GAUGES = {
@@ -160,7 +161,7 @@ class NodeTally:
     flags: Counter[str] = field(default_factory=Counter)
     drained: int = 0
     draining: int = 0
-    cpus: Counter[str] = field(default_factory=Counter)
+    cpus: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CPU_KINDS, 0.0))
     partitions: set[str] = field(default_factory=set)
 
     def add(self, base: str, flags: frozenset[str], count: int) -> None:
@@ -184,7 +185,7 @@ class NodeTally:
         out.append(Reading("nodes.total", sum(self.states.values())))
         out += [Reading(metric_name("nodes.flag", f.lower()), self.flags[f]) for f in NODE_FLAGS]
         out += [Reading("nodes.drained", self.drained), Reading("nodes.draining", self.draining)]
-        out += [Reading(f"cpus.{k}", self.cpus[k]) for k in ("allocated", "idle", "other", "total")]
+        out += [Reading(f"cpus.{k}", self.cpus[k]) for k in CPU_KINDS]
         return out
 
 
@@ -232,7 +233,7 @@ def _tally_sinfo(entries: Iterable[Mapping[str, Any]]) -> NodeTally:
         base, flags = split_state((entry.get("node") or {}).get("state"), NODE_STATES, what)
         tally.add(base, flags, int(number(nodes.get("total"), f"{what}: nodes.total") or 0))
         cpus = entry.get("cpus") or {}
-        for key in ("allocated", "idle", "other", "total"):
+        for key in CPU_KINDS:
             tally.cpus[key] += number(cpus.get(key), f"{what}: cpus.{key}") or 0.0
     return tally
 

@@ -288,7 +288,7 @@ def sdiag(now: float, seed: int = 1) -> str:
 
 def slurm_openapi(versions: tuple[str, ...] = ("v0.0.40", "v0.0.41", "v0.0.42")) -> str:
     """A cut-down ``/openapi/v3`` listing the served paths."""
-    paths = {
+    paths: dict[str, Any] = {
         f"/slurm/{v}/{p}/": {"get": {}} for v in versions for p in ("jobs", "nodes", "partitions", "diag")
     }
     return (

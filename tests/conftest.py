@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-pytest_plugins = ["tests.fixtures.rrdcached", "tests.fixtures.chromium", "tests.fixtures.smtp"]
+pytest_plugins = [
+    "tests.fixtures.rrdcached",
+    "tests.fixtures.chromium",
+    "tests.fixtures.smtp",
+    "tests.fixtures.activemq",
+]
 
 
 @pytest.fixture

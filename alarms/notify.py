@@ -49,10 +49,14 @@ def _label(n: Notice) -> str:
 class NotifyTargetLike(Protocol):
     """The fields of ``rexmon.config.NotifyTarget`` (one ``[[notify]]``) this module reads."""
 
-    url: Any
-    name: str
-    tags: list[str]
-    severities: list[str]
+    @property
+    def url(self) -> Any: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def severities(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ class Target:
     def masked(self) -> str:
         """The URL as apprise shows it with privacy on (for logs)."""
         plugin = apprise.Apprise.instantiate(self.url, suppress_exceptions=True)
-        return str(plugin.url(privacy=True)) if plugin else self.url.split(":", 1)[0] + "://***"
+        if not plugin:
+            return self.url.split(":", 1)[0] + "://***"
+        return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
 
 
 def targets_from_config(notify: Sequence[NotifyTargetLike]) -> list[Target]:

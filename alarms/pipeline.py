@@ -28,7 +28,7 @@ def database(url: str) -> DBEngine:
     """An engine on ``url`` with every migration applied (downtime's and ours)."""
     from downtime.db import make_engine, upgrade
 
-    engine = make_engine(url)
+    engine: DBEngine = make_engine(url)
     upgrade(engine)
     return engine
 

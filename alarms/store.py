@@ -127,7 +127,7 @@ def record_to_row(rec: MetricRecord) -> dict[str, Any]:
     return row
 
 
-def row_to_record(row: Mapping[str, Any]) -> MetricRecord:
+def row_to_record(row: Mapping[Any, Any]) -> MetricRecord:
     """The record a row stores."""
     values = {name: row[name] for name in _FIELDS if name != "changes"}
     return MetricRecord(**values, changes=tuple(json.loads(row["changes"] or "[]")))

@@ -129,7 +129,7 @@ def parse_when(text: str, now: float) -> float:
         raise click.BadParameter(
             f"{text!r} is not a time (now, -2h, 2h ago, epoch seconds, ISO 8601)"
         ) from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    return float((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
 
 
 @alarms.command()

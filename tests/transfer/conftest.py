@@ -39,6 +39,7 @@ def wait_for(what: str, check: Callable[[], bool], limit: float = 90.0) -> None:
     pytest.fail(f"gave up waiting for {what}")
 
 
-def run_once(config: Path) -> dict[str, RunResult]:
-    """One pass of the collector (what ``rexmon run --once`` does, without the alarm side)."""
-    return {r.slurper_id: r for r in Service(load(config)).run_once()}
+def run_once(config: Path, now: float | None = None) -> dict[str, RunResult]:
+    """One pass of the collector (what ``rexmon run --once`` does, without the alarm side), at ``now``."""
+    service = Service(load(config)) if now is None else Service(load(config), clock=lambda: now)
+    return {r.slurper_id: r for r in service.run_once()}

@@ -227,15 +227,7 @@ class FTSSlurper(Slurper):
             name = metric_name("ftsmon.link", fts_totals.link_part(link.source, link.dest), link.vo)
             readings += _link_readings(name, link)
         for vo, rows in sorted(by_vo.items()):
-            total = fts_parse.LinkStatus(
-                "*",
-                "*",
-                vo,
-                *(sum(getattr(r, f) for r in rows) for f in LINK_FIELDS),
-                throughput=None
-                if all(r.throughput is None for r in rows)
-                else sum(r.throughput or 0.0 for r in rows),
-            )
+            total = _vo_total(vo, rows)
             readings += _link_readings(metric_name("ftsmon.vo", vo), total)
         return readings
 
@@ -259,6 +251,21 @@ class FTSSlurper(Slurper):
             body = " ".join(resp.text.split())[:200]
             raise SlurperError(f"ftsmon {url} returned HTTP {resp.status_code}: {body or resp.reason}")
         return resp.text
+
+
+def _vo_total(vo: str, rows: list[fts_parse.LinkStatus]) -> fts_parse.LinkStatus:
+    """The sum of a VO's links; its throughput is unknown only when no link's was measured."""
+    rates = [r.throughput for r in rows if r.throughput is not None]
+    return fts_parse.LinkStatus(
+        "*",
+        "*",
+        vo,
+        sum(r.submitted for r in rows),
+        sum(r.active for r in rows),
+        sum(r.finished for r in rows),
+        sum(r.failed for r in rows),
+        sum(rates) if rates else None,
+    )
 
 
 def _link_readings(prefix: str, link: fts_parse.LinkStatus) -> list[Reading]:

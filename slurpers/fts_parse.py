@@ -95,8 +95,17 @@ def _link(item: Any, i: int) -> LinkStatus:
         if not isinstance(value, str) or not value:
             raise PayloadError(f"{where}: {key} missing or not a string")
         names.append(value)
-    counts = [_count(item.get(k, 0), f"{where}.{k}") for k in OVERVIEW_COUNTS]
-    return LinkStatus(names[0], names[1], names[2], *counts, throughput=_current(item.get("current"), where))
+    submitted, active, finished, failed = (_count(item.get(k, 0), f"{where}.{k}") for k in OVERVIEW_COUNTS)
+    return LinkStatus(
+        names[0],
+        names[1],
+        names[2],
+        submitted,
+        active,
+        finished,
+        failed,
+        _current(item.get("current"), where),
+    )
 
 
 def _count(value: Any, what: str) -> float:

@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import stomp
+
 log = logging.getLogger(__name__)
 DAY = 86400.0
 FTSMON_PREFIX = "/fts3/ftsmon"
@@ -198,8 +200,7 @@ class TransferSim:
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the simulator first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def ftsmon_url(self) -> str:
@@ -322,19 +323,22 @@ def optimizer_message(src: str, dst: str, active: int, submitted: int, connectio
     )
 
 
+def _host(se: str) -> str:
+    return se.split("://", 1)[-1]
+
+
 def complete_message(
     src: str, dst: str, vo: str, state: str, nbytes: int, start: float, end: float, *, legacy: bool = False
 ) -> str:
     """A transfer-complete ("CO") message; ``legacy`` = pre-2017: every scalar a string, EOT trailer."""
-    host = lambda se: se.split("://", 1)[-1]  # noqa: E731
     doc: dict[str, Any] = {
-        "tr_id": f"sim__{host(src)}__{host(dst)}__{int(end * 1000)}",
+        "tr_id": f"sim__{_host(src)}__{_host(dst)}__{int(end * 1000)}",
         "endpnt": "fts3-sim.example.org",
         "vo": vo,
         "src_se": src,
         "dst_se": dst,
-        "src_hostname": host(src),
-        "dst_hostname": host(dst),
+        "src_hostname": _host(src),
+        "dst_hostname": _host(dst),
         "t_final_transfer_state": state,
         "t_final_transfer_state_flag": int(state == "Ok"),
         "tr_bt_transfered": nbytes,
@@ -381,8 +385,6 @@ class FTSPublisher:
     """Publishes FTS bodies to a broker over STOMP (persistent, like fts-msg-bulk's CO messages)."""
 
     def __init__(self, host: str, port: int, user: str = "", password: str = "") -> None:
-        import stomp
-
         self._conn = stomp.Connection11([(host, port)], reconnect_attempts_max=3)
         self._conn.connect(user, password, wait=True)
 

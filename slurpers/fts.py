@@ -107,50 +107,7 @@ class FTSSlurper(Slurper):
         self._inflight: dict[int, _Inflight] = {}
 
     def metrics(self) -> Sequence[MetricSpec]:
-        link, vo = "ftsmon.link.*.", "ftsmon.vo.*."
-        out = []
-        for prefix, what in ((link, "link (source, destination, VO)"), (vo, "VO")):
-            out += [
-                MetricSpec(
-                    f"{prefix}{f}",
-                    "GAUGE",
-                    "transfers",
-                    0,
-                    graph=f"{prefix}counts",
-                    description=f"{f} transfers of a {what}",
-                )
-                for f in LINK_FIELDS
-            ]
-            out += [
-                MetricSpec(f"{prefix}throughput", "GAUGE", "B/s", 0, description=f"throughput of a {what}"),
-                MetricSpec(
-                    f"{prefix}success_rate", "GAUGE", "%", 0, 100, description="finished/(finished+failed)"
-                ),
-            ]
-        out += [
-            MetricSpec("ftsmon.stats.*", "GAUGE", "transfers", 0, description="ftsmon stats (last hour)"),
-            MetricSpec("bus.connected", "GAUGE", "", 0, 1, critical="1:", description="1 when consuming"),
-            MetricSpec("bus.messages", "DERIVE", "messages", 0, description="FTS messages consumed"),
-            MetricSpec("bus.malformed", "DERIVE", "messages", 0, description="messages not understood"),
-            MetricSpec(
-                "bus.link.*.throughput_mean", "GAUGE", "B/s", 0, description="mean of finished transfers"
-            ),
-            MetricSpec("bus.link.*.bytes", "DERIVE", "B", 0, description="bytes transferred (running total)"),
-            MetricSpec("bus.queue.*.ratio", "GAUGE", "%", 0, description="active / allowed connections"),
-            MetricSpec("bus.queue.*", "GAUGE", "transfers", 0, description="active or ready transfers"),
-        ]
-        out += [
-            MetricSpec(
-                f"bus.link.*.{s}",
-                "DERIVE",
-                "transfers",
-                0,
-                graph="bus.link.final",
-                description=f"transfers that ended {s} (running total)",
-            )
-            for s in ("ok", "error", "aborted")
-        ]
-        return out
+        return [*_ftsmon_specs(), *_bus_specs()]
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -251,6 +208,55 @@ class FTSSlurper(Slurper):
             body = " ".join(resp.text.split())[:200]
             raise SlurperError(f"ftsmon {url} returned HTTP {resp.status_code}: {body or resp.reason}")
         return resp.text
+
+
+def _ftsmon_specs() -> list[MetricSpec]:
+    out = [MetricSpec("ftsmon.stats.*", "GAUGE", "transfers", 0, description="ftsmon stats (last hour)")]
+    for prefix, what in (("ftsmon.link.*.", "link (source, destination, VO)"), ("ftsmon.vo.*.", "VO")):
+        out += [
+            MetricSpec(
+                f"{prefix}{f}",
+                "GAUGE",
+                "transfers",
+                0,
+                graph=f"{prefix}counts",
+                description=f"{f} transfers of a {what}",
+            )
+            for f in LINK_FIELDS
+        ]
+        out.append(
+            MetricSpec(f"{prefix}throughput", "GAUGE", "B/s", 0, description=f"throughput of a {what}")
+        )
+        out.append(
+            MetricSpec(
+                f"{prefix}success_rate", "GAUGE", "%", 0, 100, description="finished/(finished+failed)"
+            )
+        )
+    return out
+
+
+def _bus_specs() -> list[MetricSpec]:
+    out = [
+        MetricSpec("bus.connected", "GAUGE", "", 0, 1, critical="1:", description="1 when consuming"),
+        MetricSpec("bus.messages", "DERIVE", "messages", 0, description="FTS messages consumed"),
+        MetricSpec("bus.malformed", "DERIVE", "messages", 0, description="messages not understood"),
+        MetricSpec("bus.link.*.throughput_mean", "GAUGE", "B/s", 0, description="mean of finished transfers"),
+        MetricSpec("bus.link.*.bytes", "DERIVE", "B", 0, description="bytes transferred (running total)"),
+        MetricSpec("bus.queue.*.ratio", "GAUGE", "%", 0, description="active / allowed connections"),
+        MetricSpec("bus.queue.*", "GAUGE", "transfers", 0, description="active or ready transfers"),
+    ]
+    out += [
+        MetricSpec(
+            f"bus.link.*.{s}",
+            "DERIVE",
+            "transfers",
+            0,
+            graph="bus.link.final",
+            description=f"transfers that ended {s} (running total)",
+        )
+        for s in ("ok", "error", "aborted")
+    ]
+    return out
 
 
 def _vo_total(vo: str, rows: list[fts_parse.LinkStatus]) -> fts_parse.LinkStatus:

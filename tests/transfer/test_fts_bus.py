@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from rexmon.config import build_slurper, load
 from rexmon.demo.transfer_sim import FTSPublisher, complete_message, legacy_queue_status, optimizer_message
 from rexmon.service import Service
+from rrd.archive import Archive
 from slurpers.api import CollectContext, Slurper
 from tests.fixtures.activemq import ActiveMQ
 from tests.transfer.conftest import Metrics, run_once, wait_for
@@ -98,6 +99,11 @@ def test_run_once_archives_totals_and_restores_them(
     assert got["fts/bus.queue.dublin.desy.de__lxbra1910.cern.ch.dteam.active"] == 5
     assert (got["fts/bus.messages"], got["fts/bus.malformed"]) == (8, 1)
     assert got["rexmon/fts.errors"] == 0
+    cfg = load(config)
+    archive = Archive(cfg.rrd_dir, cfg.archive.step)
+    assert archive.info(f"fts/bus.link.{LINK}.ok")["ds[value].type"] == "DERIVE"
+    assert archive.info(f"fts/bus.link.{LINK}.bytes")["ds[value].type"] == "DERIVE"
+    assert archive.info(f"fts/bus.link.{LINK}.throughput_mean")["ds[value].type"] == "GAUGE"
 
     publish(activemq, queue, completions(2))
     assert run_once(config)["fts"].error is None

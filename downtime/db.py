@@ -1,0 +1,97 @@
+"""The rexmon database: one SQLAlchemy ``Base`` for downtimes and alarm state, engines, migrations.
+
+SQLite (the default, a file under ``var/``) runs in WAL mode with a busy timeout so that the collector,
+the web site and the CLI can write concurrently; PostgreSQL is used as is. The schema is owned by
+Alembic (``downtime/migrations``): :func:`upgrade` brings any database to the newest revision.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table in the rexmon database."""
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or migrated; the message names the URL (password masked)."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a 30 s busy timeout."""
+    try:
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # bad URL, missing driver
+        raise DatabaseError(f"cannot open database {mask(url)}: {exc}") from exc
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(target: str | Engine, revision: str = "head") -> None:
+    """Apply every migration up to ``revision`` (idempotent; safe to run at every start)."""
+    from alembic import command
+
+    engine = make_engine(target) if isinstance(target, str) else target
+    cfg = alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except Exception as exc:
+        raise DatabaseError(f"cannot migrate database {mask(str(engine.url))}: {exc}") from exc
+    finally:
+        if isinstance(target, str):
+            engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        rev: str | None = MigrationContext.configure(conn).get_current_revision()
+        return rev
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

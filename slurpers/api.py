@@ -6,6 +6,7 @@ it turns a source's payload into :class:`Reading` objects and describes them wit
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import math
@@ -15,7 +16,7 @@ import signal
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,20 @@ def _is_pattern(name: str) -> bool:
     return any(c in name for c in "*?[")
 
 
+def _fill_graph(spec: MetricSpec, name: str) -> str:
+    """A glob spec's graph key may hold a ``<placeholder>``: fill it with what the first ``*`` matched.
+
+    ``MetricSpec("schedd.*.running", graph="schedd.<name>")`` gives ``schedd.s1`` for ``schedd.s1.running``.
+    """
+    if "<" not in spec.graph or "*" not in spec.name:
+        return spec.graph
+    m = re.fullmatch(re.escape(spec.name).replace(r"\*", "(.+)"), name)
+    if not m:
+        return spec.graph
+    head, _, rest = spec.graph.partition("<")
+    return head + m.group(1) + rest.partition(">")[2]
+
+
 @dataclass(frozen=True)
 class Reading:
     """One value of one metric. ``value`` None means unknown (Munin's ``U``); ``time`` None means 'now'."""
@@ -142,35 +157,24 @@ class Slurper(ABC):
                 return spec
         for spec in specs:
             if spec.matches(name):
-                return MetricSpec(
-                    name=name,
-                    ds_type=spec.ds_type,
-                    unit=spec.unit,
-                    min=spec.min,
-                    max=spec.max,
-                    label=spec.label,
-                    warning=spec.warning,
-                    critical=spec.critical,
-                    graph=spec.graph,
-                    description=spec.description,
-                )
+                return replace(spec, name=name, graph=_fill_graph(spec, name))
         return MetricSpec(name=name)
 
     # -- life cycle --------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - optional hook
         """Start long-lived resources (e.g. a STOMP consumer). Called once before the first collect."""
 
     @abstractmethod
     def collect(self, ctx: CollectContext) -> Sequence[Reading]:
         """Measure once. Raise :class:`SlurperError` with a clear message when the source fails."""
 
-    def on_archived(self, ctx: CollectContext) -> None:
+    def on_archived(self, ctx: CollectContext) -> None:  # noqa: B027 - optional hook
         """Called after this run's readings are archived and ``ctx.new_state`` is committed.
 
         A consumer of a message bus acknowledges its messages here, so nothing acknowledged is lost.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release long-lived resources. Called once at shutdown."""
 
 
@@ -232,10 +236,22 @@ def run_command(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+
+
+def request_error_reason(exc: BaseException) -> str:
+    """The useful part of an HTTP client error (requests buries it in nested reprs)."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "certificate verify failed",
+    ):
+        if marker in text:
+            return marker
+    return text[:200]
 
 
 def to_float(value: object, what: str) -> float:

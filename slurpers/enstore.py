@@ -8,7 +8,6 @@ after dropping Python 2 ``L`` suffixes from number tokens: nothing is ever ``eva
 from __future__ import annotations
 
 import ast
-import dataclasses
 import io
 import logging
 import re
@@ -236,17 +235,6 @@ class EnstoreSlurper(Slurper):
 
     def metrics(self) -> Sequence[MetricSpec]:
         return specs()
-
-    def spec_for(self, name: str) -> MetricSpec:
-        spec = super().spec_for(name)
-        for pattern in self.metrics():
-            if "*" in pattern.name and "<" in pattern.graph and pattern.matches(name):
-                m = re.fullmatch(re.escape(pattern.name).replace(r"\*", "(.+)"), name)
-                if m:
-                    head, _, rest = pattern.graph.partition("<")
-                    graph = head + m.group(1) + rest.partition(">")[2]
-                    return dataclasses.replace(spec, graph=graph)
-        return spec
 
     def collect(self, ctx: CollectContext) -> Sequence[Reading]:
         s = self.settings

@@ -26,6 +26,7 @@ from slurpers.api import (
     Slurper,
     SlurperError,
     metric_name,
+    request_error_reason,
     settings,
 )
 from slurpers.fts_stomp import BrokerAddress, BusConsumer, Delivery
@@ -203,7 +204,7 @@ class FTSSlurper(Slurper):
         except requests.Timeout:
             raise SlurperError(f"ftsmon {url} timed out after {ctx.timeout:g} s") from None
         except requests.RequestException as exc:
-            raise SlurperError(f"cannot reach ftsmon at {url}: {_reason(exc)}") from None
+            raise SlurperError(f"cannot reach ftsmon at {url}: {request_error_reason(exc)}") from None
         if resp.status_code != 200:
             body = " ".join(resp.text.split())[:200]
             raise SlurperError(f"ftsmon {url} returned HTTP {resp.status_code}: {body or resp.reason}")
@@ -281,19 +282,6 @@ def _link_readings(prefix: str, link: fts_parse.LinkStatus) -> list[Reading]:
     if link.success_rate is not None:
         out.append(Reading(f"{prefix}.success_rate", link.success_rate))
     return out
-
-
-def _reason(exc: requests.RequestException) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "timed out",
-        "certificate verify failed",
-    ):
-        if marker in text:
-            return marker
-    return text[:200]
 
 
 __all__ = ["FTSSettings", "FTSSlurper", "PayloadError", "StompSettings"]

@@ -6,10 +6,8 @@ what the tools print), so one set of pure functions aggregates them and the mode
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field
@@ -224,17 +222,6 @@ def job_readings(ads: Iterable[Ad], group_by: Sequence[str]) -> list[Reading]:
     return out
 
 
-def concrete_graph(spec: MetricSpec, family: Sequence[MetricSpec], name: str) -> MetricSpec:
-    """Fill a glob spec's ``<...>`` graph placeholder with what its ``*`` matched in ``name``."""
-    for pattern in family:
-        if "*" in pattern.name and "<" in pattern.graph and pattern.matches(name):
-            m = re.fullmatch(re.escape(pattern.name).replace(r"\*", "(.+)"), name)
-            if m:
-                head, _, rest = pattern.graph.partition("<")
-                return dataclasses.replace(spec, graph=head + m.group(1) + rest.partition(">")[2])
-    return spec
-
-
 def classads_to_dicts(ads: Iterable[Any]) -> list[dict[str, Any]]:
     """classad2.ClassAd objects -> the dicts condor_* -json would print for them."""
     return [json.loads(ad.printJson()) for ad in ads]
@@ -270,9 +257,6 @@ class HTCondorSlurper(Slurper):
 
     def metrics(self) -> Sequence[MetricSpec]:
         return specs()
-
-    def spec_for(self, name: str) -> MetricSpec:
-        return concrete_graph(super().spec_for(name), self.metrics(), name)
 
     def collect(self, ctx: CollectContext) -> Sequence[Reading]:
         if self.settings.mode == "bindings":

@@ -28,6 +28,7 @@ from slurpers.api import (
     Slurper,
     SlurperError,
     metric_name,
+    request_error_reason,
     settings,
     to_float,
 )
@@ -183,7 +184,7 @@ class NetbeamSlurper(Slurper):
         except requests.Timeout:
             raise SlurperError(f"netbeam {url} timed out") from None
         except requests.RequestException as exc:
-            raise SlurperError(f"cannot reach netbeam at {url}: {_reason(exc)}") from None
+            raise SlurperError(f"cannot reach netbeam at {url}: {request_error_reason(exc)}") from None
         if resp.status_code == 404:
             log.warning("netbeam %s: 404, no data for %d..%d", url, start, stop)
             return []
@@ -191,11 +192,3 @@ class NetbeamSlurper(Slurper):
             body = " ".join(resp.text.split())[:200]
             raise SlurperError(f"netbeam {url} returned HTTP {resp.status_code}: {body or resp.reason}")
         return parse_series(resp.text, f"netbeam {resource}/{series}")
-
-
-def _reason(exc: requests.RequestException) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out"):
-        if marker in text:
-            return marker
-    return text[:200]

@@ -5,7 +5,6 @@ Parsing lives in :mod:`slurpers.slurm_parse`; this module fetches the documents 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from slurpers.api import (
     Secret,
     Slurper,
     SlurperError,
+    request_error_reason,
     run_command,
     settings,
 )
@@ -107,17 +107,6 @@ class SlurmSlurper(Slurper):
     def metrics(self) -> Sequence[MetricSpec]:
         return specs()
 
-    def spec_for(self, name: str) -> MetricSpec:
-        spec = super().spec_for(name)
-        for pattern in self.metrics():
-            if "*" in pattern.name and "<" in pattern.graph and pattern.matches(name):
-                m = re.fullmatch(re.escape(pattern.name).replace(r"\*", "(.+)"), name)
-                if m:
-                    head, _, rest = pattern.graph.partition("<")
-                    graph = head + m.group(1) + rest.partition(">")[2]
-                    return dataclasses.replace(spec, graph=graph)
-        return spec
-
     def collect(self, ctx: CollectContext) -> Sequence[Reading]:
         if self.settings.mode == "rest":
             return self._collect_rest(ctx)
@@ -165,7 +154,7 @@ class SlurmSlurper(Slurper):
         except requests.Timeout:
             raise SlurperError(f"slurmrestd {url} timed out after {ctx.timeout:g} s") from None
         except requests.RequestException as exc:
-            raise SlurperError(f"cannot reach slurmrestd at {url}: {_reason(exc)}") from None
+            raise SlurperError(f"cannot reach slurmrestd at {url}: {request_error_reason(exc)}") from None
         if resp.status_code != 200:
             body = " ".join(resp.text.split())[:200]
             raise SlurperError(f"slurmrestd {url} returned HTTP {resp.status_code}: {body or resp.reason}")
@@ -178,16 +167,3 @@ class SlurmSlurper(Slurper):
         if self._session is not None:
             self._session.close()
             self._session = None
-
-
-def _reason(exc: requests.RequestException) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "timed out",
-        "certificate verify failed",
-    ):
-        if marker in text:
-            return marker
-    return text[:200]

@@ -107,7 +107,7 @@ ftsmon_url = {q(peers.ftsmon_url)}
             f"""[[slurper]]
 id = "netbeam"
 type = "netbeam"
-interval = 60
+interval = 120
 timeout = 20
 base_url = {q(peers.netbeam_url)}
 interfaces = ["devices/albq-asw1/interfaces/ae10", "devices/chic-cr55/interfaces/xe-0%2F1%2F0"]

@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
-from downtime.db import Base
-from sqlalchemy import Boolean, Float, Integer, String, Text, select, update
+from sqlalchemy import Boolean, Float, Integer, String, Table, Text, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alarms.engine import MetricRecord, Transition
 from alarms.state import MetricState
+from downtime.db import Base
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a mapped class (typed: ``__table__`` is only a FromClause to mypy)."""
+    return cast(Table, model.__table__)
 
 
 class AlarmStateRow(Base):
@@ -134,7 +139,7 @@ def row_to_record(row: Mapping[Any, Any]) -> MetricRecord:
 
 
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    table = AlarmStateRow.__table__
+    table = _table(AlarmStateRow)
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
         if dialect == "sqlite":
@@ -163,7 +168,7 @@ class AlarmStore:
     def load(self) -> dict[str, MetricRecord]:
         """Every persisted record, by metric id."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(AlarmStateRow.__table__)).mappings().all()
+            rows = conn.execute(select(_table(AlarmStateRow))).mappings().all()
         return {r["metric_id"]: row_to_record(r) for r in rows}
 
     def commit(
@@ -180,7 +185,7 @@ class AlarmStore:
                 _upsert(conn, rows)
             if transitions:
                 conn.execute(
-                    AlarmHistoryRow.__table__.insert(),
+                    _table(AlarmHistoryRow).insert(),
                     [
                         {
                             "metric_id": t.metric_id,
@@ -196,7 +201,7 @@ class AlarmStore:
                 )
             if messages:
                 conn.execute(
-                    OutboxRow.__table__.insert(),
+                    _table(OutboxRow).insert(),
                     [
                         {
                             "created": now,
@@ -221,7 +226,7 @@ class AlarmStore:
 
         with self.engine.begin() as conn:
             row = (
-                conn.execute(select(AlarmStateRow.__table__).where(AlarmStateRow.metric_id == metric_id))
+                conn.execute(select(_table(AlarmStateRow)).where(AlarmStateRow.metric_id == metric_id))
                 .mappings()
                 .first()
             )
@@ -229,7 +234,7 @@ class AlarmStore:
                 raise LookupError(f"{metric_id} has no alarm state (no rule matches it, or no value yet)")
             rec = AlarmEngine.acknowledge(row_to_record(row), author, comment)
             conn.execute(
-                AlarmAckRow.__table__.insert(),
+                _table(AlarmAckRow).insert(),
                 {"metric_id": metric_id, "time": now, "author": author, "comment": comment},
             )
             _upsert(conn, [record_to_row(rec)])
@@ -237,7 +242,7 @@ class AlarmStore:
 
     def acks_after(self, ack_id: int) -> list[tuple[int, str, str, str]]:
         """Acks filed after ``ack_id``: (id, metric id, author, comment)."""
-        t = AlarmAckRow.__table__
+        t = _table(AlarmAckRow)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.c.id, t.c.metric_id, t.c.author, t.c.comment).where(t.c.id > ack_id).order_by(t.c.id)
@@ -253,7 +258,7 @@ class AlarmStore:
     # -- outbox --------------------------------------------------------------------------------------
     def due(self, now: float) -> list[Pending]:
         """Undelivered messages, oldest first, of every target whose oldest undelivered one is due."""
-        t = OutboxRow.__table__
+        t = _table(OutboxRow)
         q = (
             select(t.c.id, t.c.target, t.c.subject, t.c.body, t.c.attempts, t.c.next_attempt)
             .where(t.c.delivered_at.is_(None))

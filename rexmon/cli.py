@@ -198,14 +198,15 @@ def metrics(ctx: click.Context, as_json: bool, pattern: str | None) -> None:
         fail(str(exc))
     finally:
         archive.close()
-    rows = [{"id": m, "value": last[m][1], "time": last[m][0]} for m in ids if m in last]
     if as_json:
+        rows = [{"id": m, "value": last[m][1], "time": last[m][0]} for m in ids if m in last]
         click.echo(json.dumps(rows, indent=1))
         return
-    for row in rows:
-        value = "U" if row["value"] is None else f"{row['value']:g}"
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["time"]))
-        click.echo(f"{row['id']}\t{value}\t{when}")
+    for m in ids:
+        if m in last:
+            t, v = last[m]
+            value = "U" if v is None else f"{v:g}"
+            click.echo(f"{m}\t{value}\t{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(t))}")
 
 
 def _register_subcommands() -> None:

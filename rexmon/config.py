@@ -30,7 +30,8 @@ DEFAULT_CONFIG = "etc/rexmon.toml"
 RESERVED_SLURPER_IDS = frozenset({"rexmon"})
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _STRICT = ConfigDict(extra="forbid")
-SEVERITIES = ("WARNING", "CRITICAL", "UNKNOWN", "OK")
+Severity = Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]
+SEVERITIES: tuple[Severity, ...] = ("WARNING", "CRITICAL", "UNKNOWN", "OK")
 
 
 class ConfigError(Exception):
@@ -137,9 +138,7 @@ class NotifyTarget:
     url: Secret
     name: str = ""
     tags: list[str] = field(default_factory=list)
-    severities: list[Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]] = field(
-        default_factory=lambda: list(SEVERITIES)
-    )
+    severities: list[Severity] = field(default_factory=lambda: list(SEVERITIES))
 
 
 @pdataclass(frozen=True, config=_STRICT)

@@ -368,4 +368,4 @@ def settings(cls: type[Any]) -> type[Any]:
     from pydantic import ConfigDict
     from pydantic.dataclasses import dataclass as pdataclass
 
-    return pdataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))(cls)  # type: ignore[no-any-return]
+    return pdataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))(cls)

@@ -126,7 +126,7 @@ def _set_attr(fc: FieldConfig, attr: str, value: str, n: int) -> None:
 def parse_values(text: str, plugin_name: str) -> list[tuple[str, str, float | None, float | None]]:
     """Parse fetch output into (graph, field, value or None for U, timestamp or None)."""
     graph = plugin_name
-    out = []
+    out: list[tuple[str, str, float | None, float | None]] = []
     for n, line in _lines(text):
         key, _, value = line.partition(" ")
         value = value.strip()

@@ -186,6 +186,10 @@ class Demo:
         except ImportError as exc:
             self.notes.append(f"the downtime store is not available in this build ({exc}): no downtimes")
             return
+        except Exception as exc:  # the demo goes on without its downtimes, and says why
+            log.exception("filing the demo downtimes failed")
+            self.notes.append(f"could not file the demo downtimes: {type(exc).__name__}: {exc}")
+            return
         if filed:
             self.say(f"filed {filed} planned downtime(s)")
 

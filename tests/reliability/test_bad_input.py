@@ -146,7 +146,7 @@ munin_text = st.lists(st.lists(munin_tokens, max_size=4).map(" ".join), max_size
 @example("x.value 1e999")
 @given(munin_text)
 def test_munin_fetch_output(text: str) -> None:
-    """Munin fetch output (random lines of plausible tokens, random text): values or PayloadError; no inf/NaN."""
+    """Munin fetch output (random lines of plausible tokens, random text): values or PayloadError; no inf/NaN."""  # noqa: E501
     _check(lambda: munin.parse_values(text, "plug"))
 
 
@@ -208,7 +208,7 @@ slurm_docs = st.one_of(
 @example('{"errors": {"": null}}')
 @given(_text_of(slurm_docs) | st.text())
 def test_slurm_json(text: str) -> None:
-    """Slurm squeue/sinfo/sdiag JSON and slurmrestd bodies (mutated real payloads, cut, random): readings or PayloadError/SlurperError."""  # noqa: E501
+    """Slurm JSON and slurmrestd bodies (mutated real payloads, cut, random): readings or Payload/SlurperError."""  # noqa: E501
 
     def parse() -> list[Any]:
         doc = sp.load(text, "squeue --json")
@@ -293,7 +293,7 @@ fts_docs = json_values | st.fixed_dictionaries(
 @example('{"items": [{"source_se": "a", "dest_se": "b", "vo_name": "c", "active": "inf"}]}')
 @given(_text_of(fts_docs) | st.text())
 def test_fts_monitoring_json(text: str) -> None:
-    """FTS ftsmon overview and stats bodies (random and near-valid JSON): links or PayloadError; no inf/NaN."""
+    """FTS ftsmon overview and stats bodies (random and near-valid JSON): links or PayloadError; no inf/NaN."""  # noqa: E501
     _check(lambda: fts_parse.parse_overview(text))
     _check(lambda: fts_parse.parse_stats(text))
 

@@ -18,7 +18,7 @@ all: test
 setup: $(VENV)/.installed web/static/vendor/.installed
 
 apt: $(VENV)/.apt
-$(VENV)/.apt:
+$(VENV)/.apt: Makefile
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \

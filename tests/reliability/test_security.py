@@ -33,11 +33,11 @@ def _url(rule: object) -> str:
 @pytest.mark.parametrize("public_read", [True, False], ids=["public-read", "login-to-read"])
 def test_every_write_route_needs_a_login(make_site: Callable[..., Site], public_read: bool) -> None:  # noqa: F811
     """Every POST/PUT/DELETE/PATCH route of the web app (enumerated from its URL map) without credentials: 401/403, nothing written."""  # noqa: E501
-    site = make_site(public_read=public_read)
-    client = site.client()
+    web = make_site(public_read=public_read)
+    client = web.client()
     routes = [
         (m, _url(r))
-        for r in site.app.url_map.iter_rules()
+        for r in web.app.url_map.iter_rules()
         for m in sorted((r.methods or set()) & WRITE_METHODS)
     ]
     assert routes, "the app has no write routes to check"

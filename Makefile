@@ -55,7 +55,7 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 soak: setup
-	$(PY) -m pytest -q -m slow tests/reliability
+	REXMON_SOAK=1 $(PY) -m pytest -q -m slow tests/reliability
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

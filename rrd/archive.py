@@ -113,6 +113,8 @@ class Archive:
             raise ArchiveError(f"rrd_dir {str(self.rrd_dir)!r} contains a line break")
         self._last: dict[str, int] = {}
         self._names: dict[str, tuple[Path, str]] = {}
+        #: per metric: "UPDATE <name> " for rrdcached, "" when writing files directly
+        self._prefix: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -130,6 +132,7 @@ class Archive:
             path = path_for(self.rrd_dir, metric_id)
             hit = (path, relpath(metric_id) if self._remote else str(path))
             self._names[metric_id] = hit
+            self._prefix[metric_id] = f"UPDATE {hit[1]} " if self._client is not None else ""
         return hit
 
     # -- writing ---------------------------------------------------------------------------------
@@ -143,8 +146,9 @@ class Archive:
         result = WriteResult()
         last_seen = self._last
         get = last_seen.get
+        prefixes = self._prefix
         mids: list[str] = []
-        values: list[str] = []  # "<ts>:<value>"
+        lines: list[str] = []  # "UPDATE <file> <ts>:<value>" (rrdcached) or "<ts>:<value>" (direct)
         skipped = 0
         with self._lock:
             for u in updates:
@@ -167,15 +171,15 @@ class Archive:
                 else:
                     text = str(int(v))  # librrd takes only integers for COUNTER/DERIVE/ABSOLUTE
                 mids.append(mid)
-                values.append(f"{t}:{text}")
+                lines.append(f"{prefixes[mid]}{t}:{text}")
             result.skipped_old = skipped
             for mid, _ in result.errors:  # try to create it again next time
                 if last_seen.get(mid) == _FAILED:
                     del last_seen[mid]
             if self._client is not None:
-                self._send_batch(mids, values, result)
+                self._send_batch(mids, lines, result)
             else:
-                self._update_files(mids, values, result)
+                self._update_files(mids, lines, result)
         return result
 
     def _ensure_or_fail(self, mid: str, first: Update, result: WriteResult) -> int:
@@ -211,8 +215,9 @@ class Archive:
                 raise ArchiveError(f"{metric_id}: {path} is not a readable RRD file: {exc}") from exc
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            rrdtool.create(str(path), "--no-overwrite", "--step", str(self.step), "--start", str(start),
-                           *args[4:])
+            rrdtool.create(
+                str(path), "--no-overwrite", "--step", str(self.step), "--start", str(start), *args[4:]
+            )
         except rrdtool.OperationalError as exc:
             if path.exists():  # another writer won the race
                 return int(rrdtool.last(str(path)))
@@ -220,11 +225,9 @@ class Archive:
         result.created += 1
         return start
 
-    def _send_batch(self, mids: list[str], values: list[str], result: WriteResult) -> None:
+    def _send_batch(self, mids: list[str], commands: list[str], result: WriteResult) -> None:
         assert self._client is not None
-        names = self._names
         # names are sanitised ids under rrd_dir (checked once in __init__): no line breaks possible
-        commands = [f"UPDATE {names[m][1]} {v}" for m, v in zip(mids, values, strict=True)]
         try:
             reply = self._client.batch(commands, trusted=True)
         except RRDCachedError as exc:

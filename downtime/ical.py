@@ -1,0 +1,50 @@
+"""The iCalendar feed of downtimes (RFC 5545), for the operators' calendars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from icalendar import Calendar, Event, vRecur
+
+from downtime.models import Downtime
+from downtime.windows import Window
+
+PRODID = "-//rexmon//downtimes//EN"
+
+
+def to_ical(items: Iterable[Downtime | Window], now: float | None = None) -> bytes:
+    """A VCALENDAR: one VEVENT per downtime (recurring ones with their RRULE) or per window."""
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", "rexmon downtimes")
+    stamp = datetime.fromtimestamp(now, UTC) if now is not None else None
+    for item in items:
+        cal.add_component(_event(item, stamp))
+    return bytes(cal.to_ical())
+
+
+def _event(item: Downtime | Window, stamp: datetime | None) -> Event:
+    ev = Event()
+    if isinstance(item, Window):
+        ev.add("uid", f"rexmon-downtime-{item.downtime_id}-{int(item.start)}@rexmon")
+        scope, ticket, status = item.scope, item.ticket, "CONFIRMED"
+    else:
+        ev.add("uid", f"rexmon-downtime-{item.id}@rexmon")
+        scope, ticket = item.scope, item.ticket
+        status = "CANCELLED" if item.status == "cancelled" else "CONFIRMED"
+        if item.rrule:
+            ev.add("rrule", vRecur.from_ical(item.rrule.removeprefix("RRULE:")))
+    ev.add("dtstart", datetime.fromtimestamp(item.start, UTC))
+    ev.add("dtend", datetime.fromtimestamp(item.end, UTC))
+    ev.add("dtstamp", stamp or datetime.fromtimestamp(item.start, UTC))
+    ev.add("summary", f"{item.severity} ({item.kind}): {item.reason}")
+    lines = [f"Reason: {item.reason}", f"Author: {item.author}", f"Scope: {', '.join(scope)}"]
+    if ticket:
+        lines.append(f"Ticket: {ticket}")
+        ev.add("url", ticket)
+    ev.add("description", "\n".join(lines))
+    ev.add("status", status)
+    ev.add("categories", [item.kind, item.severity])
+    return ev

@@ -58,6 +58,25 @@ class LedgerSlurper(Slurper):
         return out
 
 
+@settings
+class SteadySettings:
+    #: how many metrics each run reads
+    metrics: int = 3
+
+
+class SteadySlurper(Slurper):
+    """A cheap slurper for the soak test: ``metrics`` readings stamped 'now', every run."""
+
+    type_name = "steady"
+    Settings = SteadySettings
+
+    def metrics(self) -> Sequence[MetricSpec]:
+        return [MetricSpec("m*", "GAUGE")]
+
+    def collect(self, ctx: CollectContext) -> Sequence[Reading]:
+        return [Reading(f"m{i}", float(i)) for i in range(self.settings.metrics)]
+
+
 def write_dist_info(root: Path) -> Path:
     """Register LedgerSlurper as an installed plugin under ``root`` (put ``root`` on the path)."""
     dist = root / "rexmon_reliability_plugins-0.1.dist-info"
@@ -66,6 +85,8 @@ def write_dist_info(root: Path) -> Path:
         "Metadata-Version: 2.1\nName: rexmon-reliability-plugins\nVersion: 0.1\n", encoding="utf-8"
     )
     (dist / "entry_points.txt").write_text(
-        "[rexmon.slurpers]\nledger = tests.reliability.ledger:LedgerSlurper\n", encoding="utf-8"
+        "[rexmon.slurpers]\nledger = tests.reliability.ledger:LedgerSlurper\n"
+        "steady = tests.reliability.ledger:SteadySlurper\n",
+        encoding="utf-8",
     )
     return root

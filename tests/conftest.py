@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.chromium",
     "tests.fixtures.smtp",
     "tests.fixtures.activemq",
+    "tests.fixtures.postgres",
 ]
 
 

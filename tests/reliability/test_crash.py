@@ -112,6 +112,9 @@ def test_kill_9_of_rexmon_run_loses_nothing_and_resumes_checkpoints(
     collector.start()
     last = writer.stop()
     wait_for(lambda: checkpoint(state, LEDGER) >= last, 120, "the restarted collector to catch up")
+    munin = [tmp_path / "rrd" / s for s in ("load", "memory", "epochs")]
+    wait_for(lambda: all(any(d.glob("*.rrd")) for d in munin), 60, "every Munin slurper's files")
+    time.sleep(2.5)  # one more round of the 2 s plugins, so each has a value behind its file
     assert collector.stop() == 0
     archive = Archive(tmp_path / "rrd", STEP, daemon.address)
     try:

@@ -85,7 +85,8 @@ def run(
     print_table(
         f"downtime coverage, {n_downtimes:,} downtimes x {len(metrics):,} metrics (median [min-max])",
         [
-            ("rexmon DowntimeIndex (build + query all)", rx["median"], f"s [{rx['min']:.3f}-{rx['max']:.3f}] (target < 1)"),
+            ("rexmon DowntimeIndex (build + query all)", rx["median"],
+             f"s [{rx['min']:.3f}-{rx['max']:.3f}] (target < 1)"),
             ("naive fnmatch scan (peer, scaled from sample)", peer["median"], "s"),
             ("speed-up", out["speedup"], "x"),
             ("metrics covered now", covered, f"(same answer as the peer on the sample: {agree})"),

@@ -92,14 +92,10 @@ def check(ctx: click.Context) -> None:
 
 
 def _alarm_sink(cfg: Config) -> Any:
-    """The alarm side, when its package provides one (it is wired here and nowhere else)."""
-    try:
-        module = importlib.import_module("alarms.pipeline")
-    except ModuleNotFoundError as exc:
-        if exc.name != "alarms.pipeline":
-            raise
-        return None
-    return module.build(cfg)
+    """The alarm side (wired here and nowhere else)."""
+    from alarms.pipeline import build
+
+    return build(cfg)
 
 
 def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -212,13 +208,7 @@ def metrics(ctx: click.Context, as_json: bool, pattern: str | None) -> None:
 def _register_subcommands() -> None:
     for spec in SUBCOMMANDS:
         module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that part of rexmon is not installed in this build
-            raise
-        cli.add_command(getattr(module, attr))
+        cli.add_command(getattr(importlib.import_module(module_name), attr))
 
 
 _register_subcommands()

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alarms.pipeline import build as build_alarms
 from rexmon.config import Config, build_slurper, load
 from rexmon.demo import democonfig, history
 from rexmon.demo.daemons import RRDCached, WebServer, port_open, start_rrdcached
 from rexmon.demo.fakecmd import FakeSlurmrestd, install_fake_commands
 from rexmon.demo.loopback import LoopbackPeer
+from rexmon.demo.transfer_sim import TransferSim
 from rrd.archive import Archive
 from slurpers.api import Slurper
 
@@ -123,24 +125,18 @@ class Demo:
         self._on_stop("slurmrestd simulator", rest.stop)
         peer = LoopbackPeer(self.dir / "notifications.log", seed=self.options.seed).start()
         self._on_stop("notification receiver", peer.stop)
-        ftsmon = netbeam = ""
         stomp: tuple[str, int] | None = None
-        try:
-            from rexmon.demo.transfer_sim import TransferSim
-        except ImportError:
-            self.notes.append("FTS and Netbeam simulators are not installed in this build: skipped")
+        self._transfer = TransferSim(seed=self.options.seed).start()
+        self._on_stop("FTS/Netbeam simulator", self._transfer.stop)
+        ftsmon, netbeam = self._transfer.ftsmon_url, self._transfer.netbeam_url
+        if port_open(*STOMP):
+            stomp = STOMP
+            self._start_stomp_feed()
         else:
-            self._transfer = TransferSim(seed=self.options.seed).start()
-            self._on_stop("FTS/Netbeam simulator", self._transfer.stop)
-            ftsmon, netbeam = self._transfer.ftsmon_url, self._transfer.netbeam_url
-            if port_open(*STOMP):
-                stomp = STOMP
-                self._start_stomp_feed()
-            else:
-                self.notes.append(
-                    f"no STOMP broker on {STOMP[0]}:{STOMP[1]}: the FTS message-bus feed is skipped "
-                    "(start ActiveMQ and run the demo again to see it)"
-                )
+            self.notes.append(
+                f"no STOMP broker on {STOMP[0]}:{STOMP[1]}: the FTS message-bus feed is skipped "
+                "(start ActiveMQ and run the demo again to see it)"
+            )
         bin_dir = next(iter(bins.values())).parent
         return democonfig.Peers(bin_dir, rest.url, peer.notify_url, peer.saag_url, ftsmon, netbeam, stomp)
 
@@ -167,25 +163,13 @@ class Demo:
         return password
 
     def _alarms(self, cfg: Config) -> Any:
-        try:
-            from alarms.pipeline import build
-        except ImportError as exc:
-            self.notes.append(f"alarms are not available in this build ({exc}): no alarm states")
-            return None
-        try:
-            return build(cfg)
-        except ImportError as exc:
-            self.notes.append(f"alarms are not available in this build ({exc}): no alarm states")
-            return None
+        return build_alarms(cfg)
 
     def _downtimes(self, cfg: Config) -> None:
         from rexmon.demo.scenario import file_downtimes
 
         try:
             filed = file_downtimes(cfg, time.time())
-        except ImportError as exc:
-            self.notes.append(f"the downtime store is not available in this build ({exc}): no downtimes")
-            return
         except Exception as exc:  # the demo goes on without its downtimes, and says why
             log.exception("filing the demo downtimes failed")
             self.notes.append(f"could not file the demo downtimes: {type(exc).__name__}: {exc}")

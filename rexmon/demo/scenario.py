@@ -9,6 +9,8 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from alarms.observation import Observation
+from alarms.pipeline import database
+from downtime.store import DowntimeStore
 from rexmon.config import Config
 from rexmon.demo import history
 from rrd.names import make_id
@@ -111,11 +113,7 @@ def downtime_plan(now: float) -> list[dict[str, Any]]:
 
 
 def file_downtimes(cfg: Config, now: float) -> int:
-    """File the demo's downtimes unless this database has them already; ImportError without a store."""
-    from downtime.store import DowntimeStore
-
-    from alarms.pipeline import database
-
+    """File the demo's downtimes unless this database has them already."""
     store = DowntimeStore(database(cfg.database_url))
     existing = {getattr(d, "reason", None) for d in store.list("all", now)}
     filed = 0

@@ -243,7 +243,12 @@ def enstore_text(draw: st.DrawFn) -> str:
     return base[:cut] + insert + base[cut:] if draw(st.booleans()) else base[:cut]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="slurpers/enstore.py:parse_queue_length: str.isdigit() accepts '²', then int() raises ValueError",
+)
 @BOUNDED
+@example("²")
 @given(enstore_text() | st.text())
 def test_enstore_text_and_repr(text: str) -> None:
     """Enstore text and Python repr output (real outputs cut or spliced, random text): values or PayloadError, never eval."""  # noqa: E501

@@ -11,11 +11,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: PostgreSQL advisory lock key held while migrating (any constant unique to rexmon)
+MIGRATION_LOCK = 0x7265786D6F6E
 
 
 class Base(DeclarativeBase):
@@ -76,6 +78,7 @@ def upgrade(target: str | Engine, revision: str = "head") -> None:
     cfg = alembic_config(engine)
     try:
         with engine.begin() as conn:
+            _lock_for_migration(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except Exception as exc:
@@ -83,6 +86,15 @@ def upgrade(target: str | Engine, revision: str = "head") -> None:
     finally:
         if isinstance(target, str):
             engine.dispose()
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Serialise concurrent first uses: the second process waits, then finds the schema at head."""
+    if conn.dialect.name == "sqlite":
+        # pysqlite runs DDL outside a transaction; take the write lock before Alembic reads its version
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 
 def current_revision(engine: Engine) -> str | None:

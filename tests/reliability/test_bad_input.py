@@ -150,7 +150,9 @@ def test_munin_fetch_output(text: str) -> None:
     _check(lambda: munin.parse_values(text, "plug"))
 
 
+@pytest.mark.xfail(strict=True, reason="slurpers/munin.py:_set_attr turns min/max '1e999' into inf")
 @BOUNDED
+@example("x.min 1e999")
 @given(munin_text)
 def test_munin_config_output(text: str) -> None:
     """Munin config output (random lines, random text): graphs or PayloadError; min/max finite."""

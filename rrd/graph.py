@@ -138,6 +138,9 @@ def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
     ]
     if spec.full_size:
         args.append("--full-size-mode")
+    if spec.rules:  # autoscaling ignores HRULEs: widen the y axis so every threshold line shows
+        values = [_num(r.value) for r in sorted(spec.rules, key=lambda r: r.value)]
+        args += ["--lower-limit", values[0], "--upper-limit", values[-1]]
     if spec.title:
         args += ["--title", escape_text(spec.title).replace("\\:", ":")]
     for i, path in enumerate(paths):

@@ -6,14 +6,16 @@ import csv
 import fnmatch
 import io
 import logging
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, jsonify, request
 
+from downtime.store import DowntimeError, Which
 from rrd.archive import ArchiveError
 from web.app import monitor, now
 from web.data import band_label, thresholds
 from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
+from web.downtimes import WHICH, store, store_error
 from web.openapi import openapi
 from web.params import CFS, ParamError, choice, int_param, metric_id, time_range
 
@@ -140,17 +142,17 @@ def alarms() -> Response:
 
 @bp.get("/downtimes")
 def list_downtimes() -> Response:
-    which = choice(request.args, "which", ("active", "upcoming", "past", "all"), "all")
-    store = _store()
-    return jsonify([downtime_dict(d) for d in store.list(which, now())])
+    which = choice(request.args, "which", WHICH, "all")
+    t = now()
+    return jsonify([downtime_dict(d, t) for d in store().list(cast(Which, which), t)])
 
 
 @bp.get("/downtimes/<int:downtime_id>")
 def get_downtime(downtime_id: int) -> Response:
-    d = _store().get(downtime_id)
+    d = store().get(downtime_id)
     if d is None:
         abort(404, f"no downtime #{downtime_id}")
-    return jsonify(downtime_dict(d, audit=_store().audit(downtime_id)))
+    return jsonify(downtime_dict(d, now(), audit=store().audit(downtime_id)))
 
 
 @bp.post("/downtimes")
@@ -161,11 +163,13 @@ def create_downtime() -> tuple[Response, int]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ParamError("body", "must be a JSON object")
-    data: DowntimeInput = parse_downtime({k: _text(v) for k, v in body.items()}, now())
-    store = _store()
-    d = store.add(**data.store_kwargs(author=g.user, now=now()))
-    d = store.get(d) if isinstance(d, int) else d  # the store may answer with the new id
-    return jsonify(downtime_dict(d)), 201
+    t = now()
+    data: DowntimeInput = parse_downtime({k: _text(v) for k, v in body.items()}, t)
+    try:
+        d = store().add(**data.store_kwargs(author=g.user, now=t))
+    except DowntimeError as exc:
+        raise store_error(exc) from None
+    return jsonify(downtime_dict(d, t)), 201
 
 
 @bp.get("/downtimes/preview")
@@ -179,10 +183,3 @@ def _text(v: Any) -> str:
     if isinstance(v, list):
         return " ".join(str(x) for x in v)
     return "" if v is None else str(v)
-
-
-def _store() -> Any:
-    store = monitor().store()
-    if store is None:
-        abort(501, "this build has no downtime store")
-    return store

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dateutil.tz import gettz
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -17,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from rexmon.config import Config
 from web.auth import Auth
 from web.data import ICON_LABELS, Monitor
-from web.params import ParamError
+from web.params import ParamError, input_time
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,8 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     app.context_processor(_template_globals)
     app.add_template_filter(fmt_time, "time")
     app.add_template_filter(fmt_value, "value")
+    app.add_template_filter(fmt_time_in, "time_in")
+    app.add_template_filter(input_time, "input_time")
     _register_errors(app)
     return app
 
@@ -106,6 +109,14 @@ def fmt_time(t: float | None) -> str:
     if t is None:
         return "never"
     return datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_time_in(t: float | None, zone: str) -> str:
+    """A time in the named zone with the zone's abbreviation (``2026-11-22 08:00 CET``)."""
+    tz = gettz(zone)
+    if t is None or tz is None:
+        return fmt_time(t)
+    return datetime.fromtimestamp(float(t), tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def fmt_value(v: float | None) -> str:

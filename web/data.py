@@ -1,23 +1,29 @@
 """What the pages show, read from the archive and the database (the web never writes the archive).
 
-The alarm states come from ``alarms.store`` and the downtimes from ``downtime.store``; a build without
-one of them shows the archive alone (states derived from the data's age, no downtimes).
+Values come from the archive (:mod:`web.latest`), alarm states from ``alarms.store`` and downtimes from
+``downtime.store``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from sqlalchemy import Engine
+
+from alarms.ranges import RangeError, parse_range
 from alarms.state import SEVERITY_ORDER, MetricState
+from alarms.store import current_states
+from downtime.db import make_engine
+from downtime.index import DowntimeIndex
+from downtime.store import DowntimeStore
 from downtime.windows import Window
 from rexmon.config import Config
 from rrd.archive import Archive
 from rrd.graph import Band, GraphRenderer, Rule
+from web.latest import Latest, LatestCache
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,9 @@ class MetricRow:
     critical: str | None = None
     downtime_id: int | None = None
     ack_comment: str = ""
+    #: the raw archived value when ``value`` is a counter's rate; ``unit`` is then "/s"
+    raw: float | None = None
+    unit: str = ""
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -96,8 +105,6 @@ def group_of(name: str) -> str:
 
 def thresholds(warning: str | None, critical: str | None) -> list[Rule]:
     """Horizontal lines at the finite bounds of the warning and critical ranges."""
-    from alarms.ranges import RangeError, parse_range
-
     rules = []
     for level, text in (("warning", warning), ("critical", critical)):
         if not text:
@@ -117,54 +124,34 @@ def band_label(w: Window) -> str:
     return f"{w.severity} #{w.downtime_id}: {w.reason or 'downtime'}{who}"
 
 
-def matching(windows: Iterable[Window], metric_id: str, t0: float, t1: float) -> list[Window]:
+def matching(windows: Sequence[Window], metric_id: str, t0: float, t1: float) -> list[Window]:
     """Windows whose scope matches ``metric_id`` and that overlap ``[t0, t1)``."""
-    try:
-        from downtime.index import DowntimeIndex
-    except ImportError:
-        return [
-            w
-            for w in windows
-            if w.start < t1 and w.end > t0 and any(fnmatch.fnmatchcase(metric_id, p) for p in w.scope)
-        ]
-    return list(DowntimeIndex(list(windows)).overlapping(metric_id, t0, t1))
+    return DowntimeIndex(windows).overlapping(metric_id, t0, t1)
 
 
 class Monitor:
-    """The read side of rexmon for one request cycle: archive, alarm states, downtimes."""
+    """The read side of rexmon: archive, alarm states, downtimes."""
 
     def __init__(self, config: Config, clock: Callable[[], float]) -> None:
         self.config = config
         self.clock = clock
         self.archive = Archive(config.rrd_dir, config.archive.step, config.rrdcached)
+        self.latest = LatestCache(self.archive)
         self.renderer = GraphRenderer(self.archive, config.resolve(config.web.graph_cache_dir), clock)
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self.intervals = {s.id: s.interval for s in config.slurpers}
 
     # -- database ----------------------------------------------------------------------------------
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self._engine is None:
-            try:
-                from downtime.db import make_engine
-            except ImportError:
-                from sqlalchemy import create_engine as make_engine
             self._engine = make_engine(self.config.database_url)
         return self._engine
 
-    def store(self) -> Any:
-        """The downtime store, or None in a build without downtimes."""
-        try:
-            from downtime.store import DowntimeStore
-        except ImportError:
-            return None
+    def store(self) -> DowntimeStore:
         return DowntimeStore(self.engine)
 
     def states(self) -> dict[str, MetricState]:
-        try:
-            from alarms.store import current_states
-        except ImportError:
-            return {}
         try:
             return {s.metric_id: s for s in current_states(self.engine)}
         except Exception as exc:  # an unmigrated or unreachable database: show the archive alone
@@ -172,48 +159,58 @@ class Monitor:
             return {}
 
     def windows(self, t0: float, t1: float) -> list[Window]:
-        store = self.store()
-        if store is None:
-            return []
         try:
-            return list(store.windows(t0, t1))
+            return self.store().windows(t0, t1)
         except Exception as exc:
             log.warning("downtimes unavailable: %s", exc)
             return []
+
+    def current(self, now: float) -> DowntimeIndex:
+        """The downtime windows covering ``now``, indexed by scope."""
+        return DowntimeIndex([w for w in self.windows(now, now + 1) if w.covers_time(now)])
 
     # -- rows --------------------------------------------------------------------------------------
     def stale_after(self, slurper: str) -> float:
         interval = self.intervals.get(slurper, float(self.config.archive.step))
         return 3 * max(interval, float(self.config.archive.step))
 
+    def row(self, mid: str) -> MetricRow | None:
+        """One metric's row, or None when it has no file."""
+        latest = self.latest.get(mid)
+        if latest is None:
+            return None
+        now = self.clock()
+        stale_after = self.stale_after(mid.split("/")[0])
+        return make_row(mid, latest, self.states().get(mid), self.current(now), now, stale_after)
+
     def overview(self, metric_ids: Sequence[str] | None = None) -> Overview:
         now = self.clock()
         ids = list(metric_ids) if metric_ids is not None else self.archive.metric_ids()
-        last = self.archive.last_many(ids)
+        last = self.latest.get_many(ids)
         states = self.states()
-        current = [w for w in self.windows(now, now + 1) if w.covers_time(now)]
+        current = self.current(now)
+        stale_after = {s: self.stale_after(s) for s in {m.split("/", 1)[0] for m in ids}}
         slurpers: dict[str, SlurperRow] = {}
         for mid in ids:
             row = make_row(
-                mid, last.get(mid), states.get(mid), current, now, self.stale_after(mid.split("/")[0])
+                mid, last.get(mid), states.get(mid), current, now, stale_after[mid.split("/", 1)[0]]
             )
             slurpers.setdefault(row.slurper, SlurperRow(row.slurper)).metrics.append(row)
-        for srow in slurpers.values():
-            newest = max((r.time or 0 for r in srow.metrics), default=0)
-            srow.stale = now - newest > self.stale_after(srow.id)
-            srow.metrics.sort(key=lambda r: (r.rank, r.name))
         counts = dict.fromkeys(ICONS, 0)
         for srow in slurpers.values():
+            newest = max((r.time or 0 for r in srow.metrics), default=0)
+            srow.stale = now - newest > stale_after[srow.id]
+            srow.metrics.sort(key=lambda r: (r.rank, r.name))
             for r in srow.metrics:
                 counts[r.icon] += 1
         ordered = sorted(slurpers.values(), key=lambda s: (s.rank, s.id))
         return Overview(ordered, counts, now)
 
     def bands(self, metric_ids: Sequence[str], t0: float, t1: float) -> list[tuple[Window, Band]]:
-        windows = self.windows(t0, t1)
+        index = DowntimeIndex(self.windows(t0, t1))
         seen: dict[tuple[int, float], tuple[Window, Band]] = {}
         for mid in metric_ids:
-            for w in matching(windows, mid, t0, t1):
+            for w in index.overlapping(mid, t0, t1):
                 band = Band(max(w.start, t0), min(w.end, t1), band_label(w), w.severity)
                 seen.setdefault((w.downtime_id, w.start), (w, band))
         return sorted(seen.values(), key=lambda p: p[0].start)
@@ -221,24 +218,24 @@ class Monitor:
 
 def make_row(
     mid: str,
-    last: tuple[int, float | None] | None,
+    latest: Latest | None,
     state: MetricState | None,
-    current: Sequence[Window],
+    current: DowntimeIndex,
     now: float,
     stale_after: float,
 ) -> MetricRow:
     """One metric's row: its alarm state when the engine has one, else one derived from the data."""
     slurper, _, name = mid.partition("/")
-    t, value = last if last else (None, None)
+    t, value = (latest.time, latest.value) if latest else (None, None)
     stale = t is None or now - t > stale_after
-    downtimes = matching(current, mid, now, now + 1)
+    downtimes = current.covering(mid, now)
     if state is not None:
         st, since, warn, crit = state.state, state.since, state.warning, state.critical
         stale = stale or state.stale
         dt_id = state.downtime_id if state.in_downtime else None
         in_dt, acked = state.in_downtime or bool(downtimes), state.acknowledged
     else:
-        st = "UNKNOWN" if stale or value is None else "OK"
+        st = "UNKNOWN" if stale or latest is None or latest.raw is None else "OK"
         since, warn, crit, dt_id, acked, in_dt = None, None, None, None, False, bool(downtimes)
     if in_dt:
         icon = "downtime"
@@ -250,17 +247,8 @@ def make_row(
     else:
         icon = st.lower()
     return MetricRow(
-        mid,
-        slurper,
-        name,
-        group_of(name),
-        value,
-        t,
-        st,
-        icon,
-        since,
-        warn,
-        crit,
-        dt_id,
+        mid, slurper, name, group_of(name), value, t, st, icon, since, warn, crit, dt_id,
         state.ack_comment if state else "",
-    )
+        latest.raw if latest and latest.is_rate else None,
+        latest.unit if latest else "",
+    )  # fmt: skip

@@ -1,42 +1,45 @@
-"""Downtimes in and out of the web: form or JSON fields to store arguments, store objects to JSON."""
+"""Downtimes in and out of the web: form or JSON fields to store arguments, store rows to JSON."""
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
+import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
-from web.params import ParamError, parse_time
+from dateutil import tz as dt_tz
 
-KINDS = ("planned", "unplanned")
-SEVERITIES = ("outage", "at-risk")
+from downtime.models import Downtime, DowntimeAudit
+from downtime.store import KINDS, SEVERITIES, status_at
+from downtime.timeparse import TimeParseError, parse_time
+from web.params import ParamError
+
+__all__ = ["KINDS", "SEVERITIES", "DowntimeInput", "downtime_dict", "parse_downtime", "scope_preview"]
 _PATTERN = re.compile(r"^[A-Za-z0-9._*?\[\]!-]+(/[A-Za-z0-9._*?\[\]!-]+)?$")
-_FIELDS = (
-    "id",
-    "scope",
-    "start",
-    "end",
-    "reason",
-    "author",
-    "kind",
-    "severity",
-    "ticket",
-    "rrule",
-    "created",
-    "created_at",
-    "updated",
-    "ended",
-    "ended_at",
-    "cancelled",
-    "cancelled_at",
-    "cancel_reason",
-    "status",
-    "state",
-)
 MAX_PREVIEW = 200
+
+
+def form_zone() -> str:
+    """The zone form times without an offset are read in, as the CLI: $TZ, else the system's, else UTC."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            name = Path("/etc/timezone").read_text(encoding="utf-8").strip()
+        except OSError:
+            name = ""
+    return name if name and dt_tz.gettz(name) is not None else "UTC"
+
+
+def zone_of(name: str) -> tzinfo:
+    zone: tzinfo | None = dt_tz.gettz(name)
+    if zone is None:
+        raise ParamError("tz", f"{name[:60]!r} is not a time zone (use an IANA name like Europe/Zurich)")
+    return zone
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class DowntimeInput:
     severity: str = "outage"
     ticket: str = ""
     rrule: str = ""
+    tz: str = "UTC"
 
     def store_kwargs(self, *, author: str, now: float) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ class DowntimeInput:
             "severity": self.severity,
             "ticket": self.ticket,
             "rrule": self.rrule or None,
+            "tz": self.tz,
             "now": now,
         }
 
@@ -76,28 +81,26 @@ def split_scope(text: str) -> tuple[str, ...]:
     return tuple(p if "/" in p else f"{p}/*" for p in parts)
 
 
-def when(name: str, text: str, now: float) -> float:
-    """A time from a form: the downtime package's grammar when present, else epoch or ISO 8601."""
+def when(name: str, text: str, now: float, zone: tzinfo | None = None) -> float:
+    """A time as the CLI reads it (now, +2h, ISO 8601, epoch); a time without offset is in ``zone``."""
     text = text.strip()
-    if not text or text == "now":
+    if not text:
         return float(now)
     try:
-        from downtime.timeparse import parse_time as dt_parse
-    except ImportError:
-        return float(parse_time(name, text))
-    try:
-        return float(dt_parse(text, now))
-    except (ValueError, TypeError) as exc:
+        return float(parse_time(text[:100], now, zone or dt_tz.UTC))
+    except TimeParseError as exc:
         raise ParamError(name, str(exc)) from None
 
 
 def parse_downtime(fields: Mapping[str, str], now: float) -> DowntimeInput:
     """Check every field of a new downtime; the first bad one raises :class:`ParamError`."""
     scope = split_scope(fields.get("scope", ""))
-    start = when("start", fields.get("start", ""), now)
+    tz = fields.get("tz", "").strip() or form_zone()
+    zone = zone_of(tz)
+    start = when("start", fields.get("start", ""), now, zone)
     if not fields.get("end", "").strip():
         raise ParamError("end", "required (a time, or a duration like +2h)")
-    end = when("end", fields["end"], start)
+    end = when("end", fields["end"], start, zone)  # +2h: two hours after the start
     if end <= start:
         raise ParamError("end", "must be after start")
     reason = fields.get("reason", "").strip()
@@ -109,16 +112,9 @@ def parse_downtime(fields: Mapping[str, str], now: float) -> DowntimeInput:
     severity = fields.get("severity") or "outage"
     if severity not in SEVERITIES:
         raise ParamError("severity", f"must be one of {', '.join(SEVERITIES)}")
-    return DowntimeInput(
-        scope,
-        start,
-        end,
-        reason[:1000],
-        kind,
-        severity,
-        fields.get("ticket", "").strip()[:200],
-        fields.get("rrule", "").strip()[:500],
-    )
+    ticket = fields.get("ticket", "").strip()[:200]
+    rrule = fields.get("rrule", "").strip()[:500]
+    return DowntimeInput(scope, start, end, reason[:1000], kind, severity, ticket, rrule, tz)
 
 
 def scope_preview(text: str, metric_ids: Sequence[str]) -> dict[str, Any]:
@@ -128,38 +124,35 @@ def scope_preview(text: str, metric_ids: Sequence[str]) -> dict[str, Any]:
     return {"scope": list(scope), "count": len(hits), "metrics": hits[:MAX_PREVIEW]}
 
 
-def downtime_dict(d: Any, audit: Sequence[Any] | None = None) -> dict[str, Any]:
-    """A store object as JSON-ready data (dataclass, SQLAlchemy row or mapping)."""
-    out = _as_dict(d)
-    if "scope" in out and isinstance(out["scope"], str):
-        out["scope"] = split_scope(out["scope"]) if out["scope"] else []
+def downtime_dict(d: Downtime, now: float, audit: Sequence[DowntimeAudit] | None = None) -> dict[str, Any]:
+    """A downtime as JSON-ready data; ``phase`` is active, upcoming, past or cancelled at ``now``."""
+    out: dict[str, Any] = {
+        "id": d.id,
+        "scope": list(d.scope),
+        "start": d.start,
+        "end": d.end,
+        "reason": d.reason,
+        "author": d.author,
+        "kind": d.kind,
+        "severity": d.severity,
+        "ticket": d.ticket,
+        "rrule": d.rrule,
+        "rrule_until": d.rrule_until,
+        "tz": d.tz,
+        "status": d.status,
+        "phase": status_at(d, now),
+        "cancel_reason": d.cancel_reason,
+        "created": d.created,
+        "updated": d.updated,
+    }
     if audit is not None:
-        out["audit"] = [_as_dict(a) for a in audit]
+        out["audit"] = [audit_dict(a) for a in audit]
     return out
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        raw = dict(obj)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        raw = dataclasses.asdict(obj)
-    else:
-        try:
-            from sqlalchemy import inspect
-
-            raw = {a.key: getattr(obj, a.key) for a in inspect(obj).mapper.column_attrs}
-        except Exception:
-            raw = {k: getattr(obj, k) for k in _FIELDS if hasattr(obj, k)}
-    return {k: _jsonable(v) for k, v in raw.items() if not k.startswith("_")}
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if hasattr(v, "timestamp"):
-        return v.timestamp()
-    return str(v)
+def audit_dict(a: DowntimeAudit) -> dict[str, Any]:
+    try:
+        detail = json.loads(a.detail or "{}")
+    except ValueError:
+        detail = {"text": a.detail}
+    return {"id": a.id, "at": a.at, "author": a.author, "action": a.action, "detail": detail}

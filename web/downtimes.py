@@ -2,45 +2,72 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
+from downtime.ical import to_ical
+from downtime.models import Downtime
+from downtime.store import DowntimeError, DowntimeStore, Which
 from web.app import monitor, now
-from web.downtime_io import KINDS, SEVERITIES, downtime_dict, parse_downtime, scope_preview, when
+from web.downtime_io import (
+    KINDS,
+    SEVERITIES,
+    DowntimeInput,
+    downtime_dict,
+    form_zone,
+    parse_downtime,
+    scope_preview,
+    when,
+    zone_of,
+)
 from web.params import ParamError, choice
 
 bp = Blueprint("downtimes", __name__)
 WHICH = ("active", "upcoming", "past", "all")
+FORM_FIELDS = ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule", "tz")
+STORE_FIELDS = ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule", "tz")
 
 
-def _store() -> Any:
-    store = monitor().store()
-    if store is None:
-        abort(501, "this build has no downtime store")
-    return store
+def store() -> DowntimeStore:
+    return monitor().store()
+
+
+def store_error(exc: DowntimeError) -> ParamError:
+    """The store's refusal as a ParamError naming the field its message starts with."""
+    text = str(exc)
+    first = text.split(" ", 1)[0]
+    return ParamError(first if first in STORE_FIELDS else "downtime", text)
 
 
 @bp.get("/downtimes")
 def index() -> str:
     which = choice(request.args, "which", WHICH, "active")
-    rows = [downtime_dict(d) for d in _store().list(which, now())]
+    t = now()
+    rows = [downtime_dict(d, t) for d in store().list(cast(Which, which), t)]
     return render_template("web/downtimes.html", rows=rows, which=which, tabs=WHICH)
+
+
+def _detail_page(d: Downtime, error: str | None = None) -> str:
+    row = downtime_dict(d, now(), audit=store().audit(d.id))
+    matched = scope_preview(" ".join(row["scope"]), monitor().archive.metric_ids()) if row["scope"] else None
+    return render_template("web/downtime.html", d=row, matched=matched, error=error)
 
 
 @bp.get("/downtimes/<int:downtime_id>")
 def detail(downtime_id: int) -> str:
-    d = _store().get(downtime_id)
+    d = store().get(downtime_id)
     if d is None:
         abort(404, f"no downtime #{downtime_id}")
-    row = downtime_dict(d, audit=_store().audit(downtime_id))
-    matched = (
-        scope_preview(" ".join(row.get("scope") or []), monitor().archive.metric_ids())
-        if row.get("scope")
-        else {"count": 0, "metrics": []}
-    )
-    return render_template("web/downtime.html", d=row, matched=matched, error=None)
+    return _detail_page(d)
+
+
+def _form(form: dict[str, str], status: int = 200, **kw: Any) -> tuple[str, int]:
+    kw.setdefault("preview", None)
+    kw.setdefault("error", None)
+    page = render_template("web/downtime_form.html", form=form, kinds=KINDS, severities=SEVERITIES, **kw)
+    return page, status
 
 
 @bp.route("/downtimes/new", methods=["GET", "POST"])
@@ -48,41 +75,38 @@ def new() -> Any:
     """GET: the form. POST action=preview: the metrics the scope matches. POST action=save: file it."""
     if g.user is None and request.method == "GET":
         abort(401)
-    form = {
-        k: request.values.get(k, "")
-        for k in ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule")
-    }
+    form = {k: request.values.get(k, "").strip() for k in FORM_FIELDS}
     form["kind"] = form["kind"] or "planned"
     form["severity"] = form["severity"] or "outage"
+    form["tz"] = form["tz"] or form_zone()
     if request.method == "GET":
-        return render_template(
-            "web/downtime_form.html", form=form, preview=None, error=None, kinds=KINDS, severities=SEVERITIES
-        )
+        return _form(form)
     try:
         data = parse_downtime(form, now())
         preview = scope_preview(form["scope"], monitor().archive.metric_ids())
     except ParamError as exc:
-        return render_template(
-            "web/downtime_form.html", form=form, preview=None, error=exc, kinds=KINDS, severities=SEVERITIES
-        ), 400
+        return _form(form, 400, error=exc)
     if request.form.get("action") != "save":
-        return render_template(
-            "web/downtime_form.html",
-            form=form,
-            preview=preview,
-            error=None,
-            data=data,
-            kinds=KINDS,
-            severities=SEVERITIES,
-        )
-    d = _store().add(**data.store_kwargs(author=g.user, now=now()))
-    new_id = d if isinstance(d, int) else downtime_dict(d)["id"]
-    return redirect(url_for(".detail", downtime_id=new_id), 303)
+        return _form(form, preview=preview, data=data, zone=zone_of(data.tz))
+    try:
+        d = _save(data)
+    except ParamError as exc:
+        return _form(form, 400, error=exc)
+    return redirect(url_for(".detail", downtime_id=d.id), 303)
+
+
+def _save(data: DowntimeInput) -> Downtime:
+    try:
+        return store().add(**data.store_kwargs(author=g.user, now=now()))
+    except DowntimeError as exc:
+        raise store_error(exc) from None
 
 
 @bp.post("/downtimes/<int:downtime_id>/extend")
 def extend(downtime_id: int) -> Any:
-    new_end = when("end", request.form.get("end", ""), now())
+    d = store().get(downtime_id)
+    zone = zone_of(d.tz) if d is not None else None
+    new_end = when("end", request.form.get("end", "") or "now", now(), zone)
     return _act(downtime_id, lambda s: s.extend(downtime_id, new_end, author=g.user, now=now()))
 
 
@@ -99,23 +123,21 @@ def cancel(downtime_id: int) -> Any:
     return _act(downtime_id, lambda s: s.cancel(downtime_id, reason=reason, author=g.user, now=now()))
 
 
-def _act(downtime_id: int, action: Any) -> Any:
-    store = _store()
-    if store.get(downtime_id) is None:
+def _act(downtime_id: int, action: Callable[[DowntimeStore], Downtime]) -> Any:
+    s = store()
+    d = s.get(downtime_id)
+    if d is None:
         abort(404, f"no downtime #{downtime_id}")
     try:
-        action(store)
-    except ValueError as exc:  # the store refuses e.g. extending an ended downtime; say why
-        row = downtime_dict(store.get(downtime_id), audit=store.audit(downtime_id))
-        return render_template("web/downtime.html", d=row, matched=None, error=str(exc)), 409
+        action(s)
+    except DowntimeError as exc:  # e.g. extending a cancelled downtime: say why
+        return _detail_page(d, error=str(exc)), 409
     return redirect(url_for(".detail", downtime_id=downtime_id), 303)
 
 
 @bp.get("/downtimes.ics")
 def ical() -> Response:
-    """Every downtime of the last 30 and next 365 days as an iCalendar feed."""
-    dt_ical: Any = importlib.import_module("downtime.ical")
+    """Every downtime occurrence of the last 30 and next 365 days as an iCalendar feed."""
     t = now()
     windows = monitor().windows(t - 30 * 86400, t + 365 * 86400)
-    body = dt_ical.to_ical(windows)
-    return Response(body, mimetype="text/calendar")
+    return Response(to_ical(windows, now=t), mimetype="text/calendar")

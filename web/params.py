@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from downtime import timeparse
 from rrd.names import MetricIdError, check_id
 
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
@@ -32,18 +33,18 @@ class TimeRange:
     period: str
 
 
-def parse_time(name: str, text: str) -> int:
-    """Epoch seconds from an integer or an ISO 8601 time (UTC unless it names an offset)."""
-    text = text.strip()
+def parse_time(name: str, text: str, now: float) -> int:
+    """Epoch seconds from epoch digits, ISO 8601 (UTC unless it names an offset) or the CLI's
+    expressions (``now``, ``-2h``, ``yesterday 08:00``, ``2026-11-20 08:00``)."""
+    text = text.strip()[:100]
     if _INT.match(text):
         return int(text)
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ParamError(name, f"{text[:40]!r} is neither epoch seconds nor an ISO 8601 time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
+        return int(timeparse.parse_time(text, now, UTC))
+    except (timeparse.TimeParseError, OverflowError, OSError):
+        raise ParamError(
+            name, f"{text[:40]!r} is not a time (use 2026-11-20 08:00 in UTC, -2h, now or epoch seconds)"
+        ) from None
 
 
 def time_range(args: Mapping[str, str], now: float, default: str = "day") -> TimeRange:
@@ -51,9 +52,9 @@ def time_range(args: Mapping[str, str], now: float, default: str = "day") -> Tim
     period = args.get("period", "")
     if period and period not in PERIODS:
         raise ParamError("period", f"{period[:20]!r} is not one of {', '.join(PERIODS)}")
-    end = parse_time("end", args["end"]) if args.get("end") else int(now)
+    end = parse_time("end", args["end"], now) if args.get("end") else int(now)
     if args.get("start"):
-        start = parse_time("start", args["start"])
+        start = parse_time("start", args["start"], now)
         name = "custom"
     else:
         name = period or default
@@ -63,6 +64,12 @@ def time_range(args: Mapping[str, str], now: float, default: str = "day") -> Tim
     if end - start > MAX_RANGE:
         raise ParamError("start", "the range may span at most 10 years")
     return TimeRange(start, end, name)
+
+
+def input_time(t: float) -> str:
+    """A time as the range form shows it: ``2026-11-20 08:00`` in UTC (seconds only when not zero)."""
+    d = datetime.fromtimestamp(t, UTC)
+    return d.strftime("%Y-%m-%d %H:%M:%S" if d.second else "%Y-%m-%d %H:%M")
 
 
 def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

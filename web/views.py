@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from rrd.graph import GraphError, GraphSpec, Rule
 from rrd.names import MetricIdError, check_id
 from web.app import ext, monitor, now
-from web.data import ICONS, MetricRow, group_of, make_row, thresholds
+from web.data import ICONS, MetricRow, group_of, thresholds
 from web.params import PERIODS, TimeRange, choice, int_param, metric_id, time_range
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,10 @@ def mask_url(url: str) -> str:
 
 
 def _metric_row(mid: str) -> MetricRow:
-    m = monitor()
-    last = m.archive.last(mid)
-    if last is None:
+    row = monitor().row(mid)
+    if row is None:
         abort(404, f"no such metric: {mid}")
-    t = now()
-    current = [w for w in m.windows(t, t + 1) if w.covers_time(t)]
-    return make_row(mid, last, m.states().get(mid), current, t, m.stale_after(mid.split("/")[0]))
+    return row
 
 
 @bp.get("/graph/<slurper>/<metric>")

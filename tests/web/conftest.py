@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from downtime.db import upgrade
 from rexmon.config import Config, load
 from rrd.archive import Archive, SeriesSpec, Update
 from web import create_app
-
-HAVE_DOWNTIME = all(importlib.util.find_spec(m) is not None for m in ("downtime.db", "downtime.store"))
-needs_downtime = pytest.mark.skipif(not HAVE_DOWNTIME, reason="needs downtime/db.py and downtime/store.py")
 
 #: a fixed "now" (a whole hour) so graphs, staleness and downtimes are reproducible
 NOW = 1_763_730_000 - 1_763_730_000 % 3600
@@ -78,14 +75,6 @@ def _htpasswd(path: Path) -> Path:
     return path
 
 
-def _upgrade(url: str) -> None:
-    try:
-        from downtime.db import upgrade
-    except ImportError:
-        return
-    upgrade(url)
-
-
 @pytest.fixture
 def make_site(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[Callable[..., Site]]:
     """make_site(public_read, extra, trusted_header) -> a Site (archive filled, database migrated)."""
@@ -112,7 +101,7 @@ def make_site(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[Cal
         )
         config = load(path)
         archive = fill_archive(config.rrd_dir)
-        _upgrade(config.database_url)
+        upgrade(config.database_url)
         site = Site(config, create_app(config, clock=lambda: float(NOW)), archive, tmp_path)
         made.append(site)
         return site
@@ -145,10 +134,9 @@ EXPECTED_ICON = {"df/_dev_sda1": "CRITICAL", "load/load": "WARNING", "old/temper
 
 def set_states(site: Site) -> None:
     """Persist alarm states through the alarm store (the web only reads them)."""
-    from downtime.db import make_engine
-
     from alarms.engine import MetricRecord
     from alarms.store import AlarmStore
+    from downtime.db import make_engine
 
     engine = make_engine(site.config.database_url)
     records = [

@@ -44,7 +44,8 @@ def test_series_csv_both_forms(client: FlaskClient) -> None:
     ("query", "parameter"),
     [
         ("cf=MEDIAN", "cf"),
-        ("start=yesterday", "start"),
+        ("start=next+blue+moon", "start"),
+        ("end=2026-13-45", "end"),
         (f"start={NOW}&end={NOW - 60}", "start"),
         ("period=fortnight", "period"),
         ("format=xml", "format"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import EXPECTED_ICON, EXPECTED_ORDER, PASSWORD, USER, Site, needs_downtime, set_states
+from tests.web.conftest import EXPECTED_ICON, EXPECTED_ORDER, PASSWORD, USER, Site, set_states
 
 
 @pytest.fixture
@@ -33,7 +33,6 @@ def test_overview_icons_and_filter(chromium: Any, browser_site: tuple[Site, str]
         page.close()
 
 
-@needs_downtime
 def test_overview_shows_icons_problems_first(chromium: Any, browser_site: tuple[Site, str]) -> None:
     site, url = browser_site
     set_states(site)
@@ -80,7 +79,6 @@ def test_graph_zoom_by_dragging(chromium: Any, browser_site: tuple[Site, str]) -
         page.close()
 
 
-@needs_downtime
 def test_file_downtime_through_form(chromium: Any, browser_site: tuple[Site, str]) -> None:
     site, url = browser_site
     context = chromium.new_context(http_credentials={"username": USER, "password": PASSWORD})

@@ -7,9 +7,8 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
-from tests.web.conftest import NOW, USER, basic, needs_downtime
+from tests.web.conftest import NOW, USER, basic
 
-pytestmark = needs_downtime
 REASON = "disk swap <script>alert(1)</script>"
 
 

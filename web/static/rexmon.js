@@ -82,6 +82,17 @@
     ctx.restore();
   }
 
+  // uPlot scales to the data alone; widen the y axis so every threshold line is on the graph
+  function yRange(min, max, notes) {
+    notes.thresholds.forEach(function (t) {
+      min = min == null ? t.value : Math.min(min, t.value);
+      max = max == null ? t.value : Math.max(max, t.value);
+    });
+    if (min == null || max == null) return [0, 1];
+    var pad = (max - min) * 0.05 || Math.abs(max) * 0.05 || 1;
+    return [min - pad, max + pad];
+  }
+
   function legendFor(el, notes) {
     var list = el.parentNode.querySelector(".chart-legend");
     if (!list) { list = document.createElement("ul"); list.className = "chart-legend"; el.after(list); }
@@ -132,7 +143,7 @@
       var opts = {
         width: Math.max(el.clientWidth - 2, 300), height: 300,
         cursor: { drag: { x: true, y: false } },
-        scales: { x: { time: true } },
+        scales: { x: { time: true }, y: { range: function (u, min, max) { return yRange(min, max, notes); } } },
         series: [{}, { label: el.dataset.label, stroke: "#1f77b4", width: 2, spanGaps: false }],
         hooks: {
           draw: [function (u) { drawAnnotations(u, notes); }],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +140,12 @@ def set_states(site: Site) -> None:
     from downtime.db import make_engine
 
     engine = make_engine(site.config.database_url)
-    records = [
-        MetricRecord(mid, state, NOW - 600, value=None, time=NOW, spec_warning=w, spec_critical=c)
-        for mid, (state, w, c) in STATES.items()
-    ]
+    names = {f.name for f in dataclasses.fields(MetricRecord)}
+    records = []
+    for mid, (state, w, c) in STATES.items():
+        ranges = {"spec_warning": w, "spec_critical": c}
+        if "warning" in names:  # the effective ranges, once the engine records them
+            ranges.update(warning=w, critical=c)
+        records.append(MetricRecord(mid, state, NOW - 600, value=None, time=NOW, **ranges))  # type: ignore[arg-type]
     AlarmStore(engine).commit(records, now=NOW)
     engine.dispose()

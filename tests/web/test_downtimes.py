@@ -7,7 +7,7 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
-from tests.web.conftest import NOW, USER, basic
+from tests.web.conftest import NOW, USER, Site, basic, set_states
 
 REASON = "disk swap <script>alert(1)</script>"
 
@@ -98,3 +98,57 @@ def test_ical_feed(client: FlaskClient, downtime_id: int) -> None:
     r = client.get("/downtimes.ics")
     assert r.status_code == 200 and r.mimetype == "text/calendar"
     assert b"BEGIN:VCALENDAR" in r.data and b"disk swap" in r.data
+
+
+def test_graph_annotations_have_the_band_and_the_threshold_lines(site: Site, downtime_id: int) -> None:
+    set_states(site)  # load/load: warning ~:2, critical ~:5
+    client = site.client()
+    notes = client.get(f"/api/metrics/load/load/annotations?start={NOW - 7200}&end={NOW}").get_json()
+    assert [(t["value"], t["level"]) for t in notes["thresholds"]] == [(2.0, "warning"), (5.0, "critical")]
+    band = notes["bands"][0]
+    assert band["start"] == NOW - 3600 and band["end"] == NOW + 3600
+    assert "disk swap" in band["label"] and "by alice" in band["label"]
+    html = client.get("/graph/load/load").get_data(as_text=True)
+    assert "warning <code>~:2</code>" in html and "critical <code>~:5</code>" in html
+    png = client.get("/img/load/load.png?period=day")
+    assert png.status_code == 200 and png.data[:4] == b"\x89PNG"
+
+
+def test_form_reads_times_in_the_zone_it_shows(client: FlaskClient) -> None:
+    token = _token(client, "/downtimes/new")
+    assert 'name="tz" value="' in client.get("/downtimes/new", headers=basic()).get_data(as_text=True)
+    form = {
+        "scope": "load/*",
+        "start": "2025-11-22 08:00",
+        "end": "+2h",
+        "tz": "Europe/Zurich",
+        "reason": "kernel update",
+        "csrf_token": token,
+    }
+    preview = client.post("/downtimes/new", data={**form, "action": "preview"}, headers=basic())
+    text = preview.get_data(as_text=True)
+    assert "2025-11-22 08:00 CET – 2025-11-22 10:00 CET" in text
+    assert "2025-11-22 07:00 UTC – 2025-11-22 09:00 UTC" in text
+    saved = client.post("/downtimes/new", data={**form, "action": "save"}, headers=basic())
+    new_id = int(saved.headers["Location"].rsplit("/", 1)[1])
+    got = client.get(f"/api/downtimes/{new_id}").get_json()
+    assert (got["start"], got["end"], got["tz"], got["phase"]) == (
+        NOW + 64800,
+        NOW + 72000,
+        "Europe/Zurich",
+        "upcoming",
+    )
+    bad = client.post(
+        "/downtimes/new", data={**form, "tz": "Mars/Olympus", "action": "preview"}, headers=basic()
+    )
+    assert bad.status_code == 400 and 'data-parameter="tz"' in bad.get_data(as_text=True)
+    bad = client.post(
+        "/downtimes/new", data={**form, "start": "lunchtime", "action": "preview"}, headers=basic()
+    )
+    assert bad.status_code == 400 and 'data-parameter="start"' in bad.get_data(as_text=True)
+
+
+def test_store_refusals_are_400_naming_the_field(client: FlaskClient) -> None:
+    body = {"scope": "load/*", "end": "+1h", "reason": "x", "rrule": "FREQ=SOMETIMES"}
+    r = client.post("/api/downtimes", json=body, headers=basic())
+    assert r.status_code == 400 and r.get_json()["parameter"] == "rrule"

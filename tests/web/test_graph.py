@@ -91,3 +91,32 @@ def test_cache_is_reused_until_new_data(tmp_path: Path) -> None:
     Archive(tmp_path / "rrd", 60).write([Update("load/load", NOW + 60, 9.0, SPEC)])
     assert renderer.render(spec).cached is False
     assert renderer.prune(NOW + 10**9) == 2
+
+
+def test_threshold_lines_are_drawn_even_outside_the_data_range(tmp_path: Path) -> None:
+    archive = fill_archive(tmp_path / "rrd")  # df/_dev_sdb1 is 40 all day: the axis alone would not reach 15
+    rules = (Rule(15.0, "warning ~:15", "warning"), Rule(60.0, "critical ~:60", "critical"))
+    spec = GraphSpec(("df/_dev_sdb1",), NOW - 86400, NOW, 720, 200, rules=rules)
+    out = GraphRenderer(archive).render(spec, use_cache=False)
+    img = Image.open(io.BytesIO(out.data)).convert("RGB")
+    left, width = int(out.info["graph_left"]), int(out.info["graph_width"])
+    top, height = int(out.info["graph_top"]), int(out.info["graph_height"])
+    lo, hi = float(out.info["value_min"]), float(out.info["value_max"])
+    assert lo <= 15 and hi >= 60
+
+    def share(value: float, color: tuple[int, int, int]) -> float:
+        """The largest share of the plot's width in the line's colour, over the rows at ``value``."""
+        y = top + (hi - value) * height / (hi - lo)
+        rows = range(int(y) - 1, int(y) + 2)
+        near = [
+            sum(
+                all(abs(a - b) <= 40 for a, b in zip(img.getpixel((x, r))[:3], color, strict=True))
+                for x in range(left + 2, left + width - 2)
+            )
+            for r in rows
+        ]
+        return max(near) / (width - 4)
+
+    assert share(15.0, (0xE0, 0xA0, 0x00)) > 0.9
+    assert share(60.0, (0xD0, 0x00, 0x00)) > 0.9
+    assert share(30.0, (0xE0, 0xA0, 0x00)) < 0.05

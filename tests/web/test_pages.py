@@ -6,7 +6,7 @@ import re
 
 from flask.testing import FlaskClient
 
-from rrd.archive import Update
+from rrd.archive import SeriesSpec, Update
 from tests.web.conftest import NOW, SPEC, Site
 
 
@@ -84,3 +84,40 @@ def test_config_page_masks_notify_secrets(make_site) -> None:  # type: ignore[no
     assert "ops" in html and "mailtos://" in html
     for url in ("/config", "/", "/api/alarms", "/api/metrics", "/api/openapi.json"):
         assert "hunter2" not in client.get(url).get_data(as_text=True)
+
+
+def test_counter_shows_its_rate_per_second_and_the_raw_value_on_hover(site: Site) -> None:
+    counter = SeriesSpec("COUNTER", 120, 0, None)
+    start = NOW - 30 * 60
+    site.archive.write([Update("cpu/idle", start + i * 60, 654_500 + 600 * i, counter) for i in range(1, 31)])
+    html = site.client().get("/").get_data(as_text=True)
+    li = re.search(r'<li class="metric[^"]*" data-id="cpu/idle".*?</li>', html, re.S)
+    assert li, "cpu/idle is not on the overview"
+    assert '<span class="val" title="counter 6.725e+05">10/s</span>' in li.group(0)
+    page = site.client().get("/graph/cpu/idle").get_data(as_text=True)
+    assert "10/s" in page and "counter 6.725e+05" in page
+    gauge = re.search(r'data-id="load/load".*?<span class="val">([^<]+)</span>', html, re.S)
+    assert gauge and not gauge.group(1).endswith("/s")
+
+
+def test_overview_shows_a_new_archived_value(site: Site) -> None:
+    client = site.client()
+    assert '<span class="val">40</span>' in client.get("/?q=sdb1").get_data(as_text=True)
+    site.archive.write([Update("df/_dev_sdb1", NOW + 1, 77.0, SPEC)])
+    html = client.get("/").get_data(as_text=True)
+    assert re.search(r'data-id="df/_dev_sdb1".*?<span class="val">77</span>', html, re.S)
+
+
+def test_range_form_shows_and_accepts_human_times(client: FlaskClient) -> None:
+    html = client.get(f"/graph/load/load?start={NOW - 7200}&end={NOW - 3600}").get_data(as_text=True)
+    assert 'name="start" value="2025-11-21 11:00"' in html and 'name="end" value="2025-11-21 12:00"' in html
+    assert ">UTC</small>" in html and str(NOW - 7200) + '"' not in html.split("custom-range")[1][:400]
+    for start, end in (("2025-11-21 11:00", "2025-11-21T12:00Z"), ("-2h", "-1h"), ("yesterday 11:00", "now")):
+        page = client.get("/graph/load/load", query_string={"start": start, "end": end})
+        assert page.status_code == 200, (start, end)
+    html = client.get("/graph/load/load", query_string={"start": "-2h", "end": "-1h"}).get_data(as_text=True)
+    assert "2025-11-21 11:00 UTC – 2025-11-21 12:00 UTC" in html
+    bad = client.get("/graph/load/load?start=last+tuesdayish")
+    assert bad.status_code == 400 and "start:" in bad.get_data(as_text=True)
+    bad = client.get("/graph/condor?end=2025-13-40")
+    assert bad.status_code == 400 and "end:" in bad.get_data(as_text=True)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import rrdtool
 
+from rrd.journal import JournalError, UpdateJournal, read_lines
 from rrd.names import id_from_path, path_for, relpath
 from rrd.rrdcached import RRDCachedClient, RRDCachedError
 
@@ -68,7 +69,8 @@ class Series:
     values: list[float | None]
 
     def points(self) -> list[tuple[int, float | None]]:
-        return [(self.start + i * self.step, v) for i, v in enumerate(self.values)]
+        """(time, value) pairs; like ``rrdtool fetch``, a row is labelled by the END of its interval."""
+        return [(self.start + (i + 1) * self.step, v) for i, v in enumerate(self.values)]
 
 
 def rra_args(step: int) -> list[str]:
@@ -103,11 +105,25 @@ class Archive:
     their path relative to ``rrd_dir``, which must be rrdcached's ``-b`` base directory.
     """
 
-    def __init__(self, rrd_dir: Path, step: int = 60, rrdcached: str = "") -> None:
+    def __init__(
+        self,
+        rrd_dir: Path,
+        step: int = 60,
+        rrdcached: str = "",
+        *,
+        journal_dir: Path | None = None,
+        journal_limit: int = 16 << 20,
+    ) -> None:
         self.rrd_dir = Path(rrd_dir)
         self.step = int(step)
         self.rrdcached = rrdcached
         self._client = RRDCachedClient(rrdcached) if rrdcached else None
+        #: with rrdcached: rexmon's write-ahead log of updates (opened by the first write only)
+        self.journal_dir = Path(journal_dir) if journal_dir else self.rrd_dir / ".journal"
+        self.journal_limit = journal_limit
+        self._journal: UpdateJournal | None = None
+        self._dirty: set[str] = set()
+        self._in_flight = 0
         self._remote = bool(rrdcached) and not rrdcached.startswith("unix:")
         if any(c in str(self.rrd_dir) for c in "\n\r"):
             raise ArchiveError(f"rrd_dir {str(self.rrd_dir)!r} contains a line break")
@@ -118,8 +134,55 @@ class Archive:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Release the connection; a writer first has rrdcached write its files and drops its journal."""
+        with self._lock:
+            if self._journal is not None:
+                synced = self._sync_locked()
+                self._journal.close(remove=synced)
+                self._journal = None
         if self._client is not None:
             self._client.close()
+
+    # -- the write-ahead journal (rrdcached only) ------------------------------------------------------
+    def _open_journal(self) -> UpdateJournal:
+        """Open this process' journal and replay journals left by writers that died."""
+        assert self._client is not None
+        journal = UpdateJournal(self.journal_dir)
+        for orphan in journal.orphans():
+            lines = read_lines(orphan)
+            if lines:
+                self._client.batch(lines, trusted=True)
+                self._client.flush_many(sorted({ln.split(" ", 2)[1] for ln in lines}))
+                log.warning(
+                    "replayed %d update(s) from %s, left by a writer that stopped", len(lines), orphan
+                )
+            orphan.unlink(missing_ok=True)
+        self._client.replay = self._replay_lines
+        return journal
+
+    def _replay_lines(self) -> list[str]:
+        """What rrdcached may have lost: the journal, less the batch being sent right now."""
+        if self._journal is None:
+            return []
+        lines = self._journal.lines()
+        return lines[: len(lines) - self._in_flight]
+
+    def sync(self) -> bool:
+        """Have rrdcached write every file updated since the last sync, then empty the journal."""
+        with self._lock:
+            return self._sync_locked()
+
+    def _sync_locked(self) -> bool:
+        if self._journal is None or self._client is None:
+            return True
+        try:
+            self._client.flush_many([self._names[m][1] for m in sorted(self._dirty)])
+        except RRDCachedError as exc:
+            log.warning("journal kept: %s", exc)
+            return False
+        self._journal.truncate()
+        self._dirty.clear()
+        return True
 
     # -- names -----------------------------------------------------------------------------------
     def path(self, metric_id: str) -> Path:
@@ -177,7 +240,7 @@ class Archive:
                 if last_seen.get(mid) == _FAILED:
                     del last_seen[mid]
             if self._client is not None:
-                self._send_batch(mids, lines, result)
+                self._journaled_batch(mids, lines, result)
             else:
                 self._update_files(mids, lines, result)
         return result
@@ -224,6 +287,28 @@ class Archive:
             raise ArchiveError(f"{metric_id}: cannot create {path}: {exc}") from exc
         result.created += 1
         return start
+
+    def _journaled_batch(self, mids: list[str], commands: list[str], result: WriteResult) -> None:
+        """Journal the lines, then send them; nothing is sent that is not journaled first."""
+        if not commands:
+            return
+        try:
+            if self._journal is None:
+                self._journal = self._open_journal()
+            self._journal.append(commands)
+        except (OSError, JournalError, RRDCachedError) as exc:
+            for mid in set(mids):
+                self._last.pop(mid, None)
+            result.errors.extend((mid, f"not written, journal failed: {exc}") for mid in dict.fromkeys(mids))
+            return
+        self._dirty.update(mids)
+        self._in_flight = len(commands)
+        try:
+            self._send_batch(mids, commands, result)
+        finally:
+            self._in_flight = 0
+        if self._journal.size > self.journal_limit:
+            self._sync_locked()
 
     def _send_batch(self, mids: list[str], commands: list[str], result: WriteResult) -> None:
         assert self._client is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,11 @@ class RRDCachedClient:
         self._sock: socket.socket | None = None
         self._buf = b""
         self._lock = threading.Lock()
+        self.connections = 0
+        #: on every connection after the first (rrdcached restarted, or came back), these lines are sent
+        #: in a BATCH before anything else, so updates rrdcached may have lost precede newer ones
+        self.replay: Callable[[], list[str]] | None = None
+        self.replayed = 0
 
     # -- connection ------------------------------------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -62,7 +67,23 @@ class RRDCachedClient:
             if self._family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock, self._buf = sock, b""
+            self.connections += 1
+            if self.connections > 1 and self.replay is not None:
+                self._send_replay(sock)
         return self._sock
+
+    def _send_replay(self, sock: socket.socket) -> None:
+        lines = self.replay() if self.replay is not None else []
+        if not lines:
+            return
+        sock.sendall(b"BATCH\n" + "\n".join(lines).encode() + b"\n.\n")
+        go, done = self._status(), self._status()
+        if go[0] != 0:
+            raise RRDCachedError(f"rrdcached refused the replay BATCH: {go[1]}")
+        # updates rrdcached still had come back as 'illegal attempt ... minimum one second step'
+        self.replayed += len(lines) - len(done[2])
+        log.warning("rrdcached at %s reconnected: replayed %d journaled update(s), %d already there",
+                    self.address, len(lines), len(done[2]))  # fmt: skip
 
     def close(self) -> None:
         with self._lock:

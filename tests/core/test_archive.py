@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,66 @@ def test_names_cannot_escape_rrd_dir(tmp_path: Path, slurper: str, metric: str, 
 def test_ids_from_outside_are_validated_not_rewritten(bad: str) -> None:
     with pytest.raises(MetricIdError, match="is not a metric id"):
         check_id(bad)
+
+
+def _values(archive: Archive, metric: str, t0: int, t1: int) -> dict[int, float | None]:
+    series = archive.fetch(metric, t0, t1, resolution=1)
+    return {t: v for t, v in series.points() if t0 < t <= t1}
+
+
+def test_acknowledged_updates_survive_kill_9_of_rrdcached_while_rexmon_runs(tmp_path: Path) -> None:
+    """rrdcached loses its buffered journal tail on kill -9; rexmon's journal replays it on reconnect."""
+    daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+    archive = Archive(tmp_path / "rrd", 1, daemon.address)
+    spec = SeriesSpec("GAUGE", 2, None, None)
+    first = (int(time.time()) - 86400) // 60 * 60
+    try:
+        for t in range(first + 1, first + 601):
+            assert archive.write([Update("acked/ledger", t, float(t % 1000), spec)]).written == 1
+        daemon.stop(kill=True)
+        daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+        res = archive.write([Update("acked/ledger", first + 601, 1.0, spec)])
+        assert (res.written, res.errors) == (1, [])
+        assert archive._client is not None and archive._client.replayed > 0  # something was really lost
+        got = _values(archive, "acked/ledger", first, first + 600)
+        assert got == {t: float(t % 1000) for t in range(first + 1, first + 601)}
+    finally:
+        archive.close()
+        daemon.stop()
+    assert list((tmp_path / "rrd" / ".journal").glob("*.wal")) == []  # a clean close empties it
+
+
+def test_journal_of_a_killed_writer_is_replayed_by_the_next(tmp_path: Path) -> None:
+    daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+    first = (int(time.time()) - 86400) // 60 * 60
+    script = (
+        "import os, sys\n"
+        "from rrd.archive import Archive, SeriesSpec, Update\n"
+        f"a = Archive(__import__('pathlib').Path({str(tmp_path / 'rrd')!r}), 1, {daemon.address!r})\n"
+        "s = SeriesSpec('GAUGE', 2, None, None)\n"
+        f"for t in range({first + 1}, {first + 601}):\n"
+        "    a.write([Update('acked/ledger', t, float(t % 1000), s)])\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
+    assert proc.returncode == -9
+    daemon.stop(kill=True)
+    daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+    archive = Archive(tmp_path / "rrd", 1, daemon.address)
+    try:
+        archive.write([Update("acked/other", first + 1, 1.0, SeriesSpec("GAUGE", 2))])
+        got = _values(archive, "acked/ledger", first, first + 600)
+        assert got == {t: float(t % 1000) for t in range(first + 1, first + 601)}
+        assert [p.name for p in (tmp_path / "rrd" / ".journal").glob("*.wal")] == [archive._journal.path.name]  # type: ignore[union-attr]
+    finally:
+        archive.close()
+        daemon.stop()
+
+
+def test_readers_never_create_a_journal(tmp_path: Path, rrdcached_unix) -> None:
+    Archive(rrdcached_unix.base_dir, 60).write([Update("a/x", T0, 1.0, GAUGE)])
+    reader = Archive(rrdcached_unix.base_dir, 60, rrdcached_unix.address)
+    assert reader.last("a/x") == (T0, 1.0)
+    assert reader.metric_ids() == ["a/x"]
+    reader.close()
+    assert not (rrdcached_unix.base_dir / ".journal").exists()

@@ -129,9 +129,7 @@ def test_daemon_keeps_good_slurpers_on_schedule_while_one_hangs(write_config) ->
 
 
 def test_shards_partition_the_slurpers_deterministically(write_config) -> None:
-    body = "".join(
-        f'[[slurper]]\nid = "s{i}"\ntype = "munin"\nplugin = "/bin/true"\n' for i in range(30)
-    )
+    body = "".join(f'[[slurper]]\nid = "s{i}"\ntype = "munin"\nplugin = "/bin/true"\n' for i in range(30))
     cfg = load(write_config(body))
     parts = [{s.id for s in select_slurpers(cfg, f"{i}/3")} for i in (1, 2, 3)]
     assert set().union(*parts) == {f"s{i}" for i in range(30)}

@@ -53,6 +53,11 @@ class MetricRecord:
     downtime_severity: str | None = None
     stale: bool = False
     rule: str = ""
+    #: the effective tolerances (the resolved rule's, else the slurper's defaults), for display
+    warning: str | None = None
+    critical: str | None = None
+    #: when the newest value was archived (``now`` of its round): staleness is measured on arrival
+    arrived: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,15 +161,17 @@ class Engine:
             rec = _clone(old) if old is not None else MetricRecord(mid, since=obs.time)
             rec.ds_type, rec.interval, rec.rule = obs.ds_type, obs.interval, rule.name
             rec.spec_warning, rec.spec_critical = obs.warning, obs.critical
+            rec.warning, rec.critical = _text(rule.warning), _text(rule.critical)
+            arrived = now if obs.arrived is None else obs.arrived
             value = _rate(rec, obs) if obs.ds_type in RATE_TYPES else obs.value
             windows = covering(mid, now)
             window = strongest(windows) if windows else None
             ended = _enter_downtime(rec, window, now) if window or rec.downtime_id is not None else None
             if value is not None:
-                rec.value, rec.time, rec.stale = value, obs.time, False
+                rec.value, rec.time, rec.arrived, rec.stale = value, obs.time, arrived, False
                 self._evaluate(rec, rule, value, obs.time, out)
             elif rec.time is None:
-                rec.time = obs.time  # the stale clock starts at the first sight, even of a U
+                rec.time, rec.arrived = obs.time, arrived  # the stale clock starts at the first sight
             if window is not None or rec.state != rec.notified or rec.changes or rule.renotify:
                 self._settle(rec, rule, now, window, ended, out)
             done[mid] = rec
@@ -184,7 +191,7 @@ class Engine:
                 continue
             rec = _clone(old)
             ended = _enter_downtime(rec, window, now)
-            if rec.time is not None and now - rec.time > rule.stale_after(rec.interval) and not rec.stale:
+            if not rec.stale and _stale(rec, rule, now):
                 rec.stale = True
                 rec.pending, rec.pending_since, rec.pending_count = None, None, 0
                 self._change(rec, "UNKNOWN", now, "stale", out)
@@ -205,7 +212,7 @@ class Engine:
     def _tick_due(self, rec: MetricRecord, rule: Rule, now: float, window: Window | None) -> bool:
         if (window.downtime_id if window else None) != rec.downtime_id:
             return True
-        if rec.time is not None and not rec.stale and now - rec.time > rule.stale_after(rec.interval):
+        if not rec.stale and _stale(rec, rule, now):
             return True
         if rec.flapping or rec.state != rec.notified:
             return True
@@ -324,6 +331,17 @@ def _enter_downtime(rec: MetricRecord, window: Window | None, now: float) -> Win
     rec.downtime_id = new_id
     rec.downtime_severity = window.severity if window else None
     return ended
+
+
+def _text(rng: Range | None) -> str | None:
+    return None if rng is None else rng.text
+
+
+def _stale(rec: MetricRecord, rule: Rule, now: float) -> bool:
+    """No usable value has arrived for longer than the rule's ``stale``."""
+    # arrival, not the value's own time: back-dated sources (Netbeam) deliver values old by design
+    seen = rec.arrived if rec.arrived is not None else rec.time  # rows written before arrival was kept
+    return seen is not None and now - seen > rule.stale_after(rec.interval)
 
 
 def _renotify_due(rec: MetricRecord, rule: Rule, now: float) -> bool:

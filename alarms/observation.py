@@ -18,6 +18,9 @@ class Observation:
     interval: float = 60.0
     warning: str | None = None
     critical: str | None = None
+    #: when the value was archived (None: the ``now`` of the round that observes it); set for values
+    #: that reach the evaluating host through the inbox from another collector
+    arrived: float | None = None
 
 
 class AlarmSink(Protocol):

@@ -1,7 +1,9 @@
 """The alarm side as the service sees it: engine + database + downtimes + outbox, behind ``AlarmSink``.
 
-``observe`` evaluates and commits (records, history, outbox rows in one transaction); ``tick`` handles
-staleness, downtime starts and ends, re-notification and drains the outbox; ``close`` drains what is due.
+``observe`` evaluates and commits (records, history, outbox rows in one transaction), together with the
+values other collectors left in the inbox (``alarms.inbox``); ``tick`` drains the inbox too, handles
+staleness, downtime starts and ends, re-notification and delivers the outbox; ``close`` delivers what is
+due.
 """
 
 from __future__ import annotations
@@ -12,53 +14,45 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DBEngine
 
-from alarms.coverage import Coverage, WindowIndex
+from alarms import inbox
+from alarms.coverage import Coverage
 from alarms.engine import Engine, MetricRecord, Outcome
+from alarms.inbox import InboxSink
 from alarms.notify import Deliverer, Renderer, route, targets_from_config
-from alarms.observation import Observation
+from alarms.observation import AlarmSink, Observation
 from alarms.rules import RuleSet
-from alarms.store import AlarmStore
+from alarms.store import AlarmStore, OutboxMessage, write
+from downtime.db import make_engine, upgrade
+from downtime.index import DowntimeIndex
+from downtime.store import DowntimeStore
 
 log = logging.getLogger(__name__)
 #: how far around ``now`` downtime windows are loaded (they are re-read every round)
 WINDOW_SPAN = 86400.0
+#: inbox chunks drained per observe/tick, so a backlog cannot stall the writer thread for long
+MAX_CHUNKS = 20
 
 
 def database(url: str) -> DBEngine:
     """An engine on ``url`` with every migration applied (downtime's and ours)."""
-    from downtime.db import make_engine, upgrade
-
     engine: DBEngine = make_engine(url)
     upgrade(engine)
     return engine
 
 
 class Downtimes:
-    """Reads downtime windows from the database each round (none when the downtime store is absent)."""
+    """Reads downtime windows from the database each round."""
 
     def __init__(self, engine: DBEngine) -> None:
-        try:
-            from downtime.store import DowntimeStore
-        except ModuleNotFoundError:
-            self._store: Any = None
-        else:
-            self._store = DowntimeStore(engine)
+        self._store = DowntimeStore(engine)
 
     def at(self, now: float) -> Coverage:
         """The windows around ``now``, indexed by scope."""
-        if self._store is None:
-            return WindowIndex(())
-        windows = self._store.windows(now - WINDOW_SPAN, now + WINDOW_SPAN)
-        try:
-            from downtime.index import DowntimeIndex
-        except ModuleNotFoundError:
-            return WindowIndex(windows)
-        index: Coverage = DowntimeIndex(windows)
-        return index
+        return DowntimeIndex(self._store.windows(now - WINDOW_SPAN, now + WINDOW_SPAN))
 
 
 class AlarmPipeline:
-    """Implements ``alarms.observation.AlarmSink``."""
+    """Implements ``alarms.observation.AlarmSink`` on the one host that evaluates alarms."""
 
     def __init__(
         self, rules: RuleSet, db: DBEngine, deliverer: Deliverer, renderer: Renderer, targets: Any
@@ -72,17 +66,18 @@ class AlarmPipeline:
         self._now: float | None = None
 
     def observe(self, observations: Sequence[Observation], now: float) -> None:
-        """Evaluate newly archived values and commit the outcome."""
+        """Evaluate newly archived values, with the inbox's from other collectors, and commit."""
         self._now = now
         self._apply_acks()
-        out = self.engine.observe(self.records, observations, now, self.downtimes.at(now))
-        self._commit(out, now)
+        self._drain(observations, now, self.downtimes.at(now))
 
     def tick(self, now: float) -> None:
-        """Staleness, downtime edges, re-notification; then deliver what is due."""
+        """Drain the inbox; staleness, downtime edges, re-notification; then deliver what is due."""
         self._now = now
         self._apply_acks()
-        out = self.engine.tick(self.records, now, self.downtimes.at(now))
+        coverage = self.downtimes.at(now)
+        self._drain((), now, coverage)
+        out = self.engine.tick(self.records, now, coverage)
         self._commit(out, now)
         self.deliverer.deliver(now)
 
@@ -91,11 +86,33 @@ class AlarmPipeline:
         if self._now is not None:
             self.deliverer.deliver(self._now)
 
+    def _drain(self, own: Sequence[Observation], now: float, coverage: Coverage) -> None:
+        """Evaluate ``own`` with the first inbox chunk, then further chunks while the inbox is full."""
+        for _ in range(MAX_CHUNKS):
+            with self.store.engine.begin() as conn:
+                claimed = inbox.claim(conn)
+                out = self.engine.observe(self.records, [*own, *claimed.observations], now, coverage)
+                messages = self._write(conn, out, now)
+                # deleted in the transaction that commits their outcome: a crash loses and repeats nothing
+                inbox.delete(conn, claimed.ids)
+            self._applied(out, messages)
+            own = ()
+            if len(claimed.ids) < inbox.CHUNK:
+                return
+
     def _commit(self, out: Outcome, now: float) -> None:
         if not (out.records or out.transitions or out.notices):
             return
+        with self.store.engine.begin() as conn:
+            messages = self._write(conn, out, now)
+        self._applied(out, messages)
+
+    def _write(self, conn: Any, out: Outcome, now: float) -> list[OutboxMessage]:
         messages = route(out.notices, self.targets, self.renderer)
-        self.store.commit(out.records.values(), out.transitions, messages, now)
+        write(conn, out.records.values(), out.transitions, messages, now)
+        return messages
+
+    def _applied(self, out: Outcome, messages: Sequence[OutboxMessage]) -> None:
         self.records.update(out.records)  # only after the commit: a failed commit is re-evaluated
         for n in out.notices:
             log.info("alarm %s %s %s (%d message(s))", n.kind, n.metric_id, n.state, len(messages))
@@ -109,10 +126,16 @@ class AlarmPipeline:
                 self.records[metric_id] = Engine.acknowledge(rec, author, comment)
 
 
-def build(cfg: Any) -> AlarmPipeline:
-    """The alarm sink for a loaded ``rexmon.config.Config`` (always one: slurper defaults need it)."""
-    targets = targets_from_config(cfg.notify)
+def build(cfg: Any) -> AlarmSink:
+    """The alarm sink for a loaded ``rexmon.config.Config`` (always one: slurper defaults need it).
+
+    A host with ``[scheduler] evaluate_alarms = false`` gets an :class:`~alarms.inbox.InboxSink`, which
+    hands its values to the evaluating host through the database.
+    """
     db = database(cfg.database_url)
+    if not cfg.scheduler.evaluate_alarms:
+        return InboxSink(db)
+    targets = targets_from_config(cfg.notify)
     store = AlarmStore(db)
     return AlarmPipeline(
         RuleSet.from_config(cfg.alarms), db, Deliverer(store, targets), Renderer(cfg.web.base_url), targets

@@ -30,6 +30,10 @@ class MetricState:
     flapping: bool = False
     #: no new value for longer than the rule's ``stale``
     stale: bool = False
+    #: the effective tolerances: the resolved ``[[alarm]]`` rule's, else the slurper's defaults
     warning: str | None = None
     critical: str | None = None
+    #: the name of the rule that applies ("slurper default" when no ``[[alarm]]`` matches)
     rule: str = ""
+    #: when the newest value was archived (staleness is measured from here, not from ``time``)
+    arrived: float | None = None

@@ -55,6 +55,9 @@ class AlarmStateRow(Base):
     downtime_severity: Mapped[str | None] = mapped_column(String(16), nullable=True)
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     rule: Mapped[str] = mapped_column(String(200), default="")
+    warning: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    critical: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    arrived: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AlarmHistoryRow(Base):
@@ -159,6 +162,52 @@ def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(table.insert(), row)
 
 
+def write(
+    conn: Connection,
+    records: Iterable[MetricRecord],
+    transitions: Sequence[Transition] = (),
+    messages: Sequence[OutboxMessage] = (),
+    now: float = 0.0,
+) -> None:
+    """Write a round's records, history and outbox messages inside the caller's transaction."""
+    rows = [record_to_row(r) for r in records]
+    if rows:
+        _upsert(conn, rows)
+    if transitions:
+        conn.execute(
+            _table(AlarmHistoryRow).insert(),
+            [
+                {
+                    "metric_id": t.metric_id,
+                    "time": t.time,
+                    "old_state": t.old,
+                    "new_state": t.new,
+                    "value": t.value,
+                    "reason": t.reason,
+                    "downtime_id": t.downtime_id,
+                }
+                for t in transitions
+            ],
+        )
+    if messages:
+        conn.execute(_table(OutboxRow).insert(), [_outbox_row(m, now) for m in messages])
+
+
+def _outbox_row(m: OutboxMessage, now: float) -> dict[str, Any]:
+    return {
+        "created": now,
+        "target": m.target,
+        "severity": m.severity,
+        "subject": m.subject,
+        "body": m.body,
+        "metric_ids": json.dumps(list(m.metric_ids)),
+        "attempts": 0,
+        "next_attempt": now,
+        "last_error": "",
+        "delivered_at": None,
+    }
+
+
 class AlarmStore:
     """Reads and writes the alarm tables on one SQLAlchemy engine."""
 
@@ -179,45 +228,8 @@ class AlarmStore:
         now: float = 0.0,
     ) -> None:
         """Write a round's records, history and outbox messages in one transaction."""
-        rows = [record_to_row(r) for r in records]
         with self.engine.begin() as conn:
-            if rows:
-                _upsert(conn, rows)
-            if transitions:
-                conn.execute(
-                    _table(AlarmHistoryRow).insert(),
-                    [
-                        {
-                            "metric_id": t.metric_id,
-                            "time": t.time,
-                            "old_state": t.old,
-                            "new_state": t.new,
-                            "value": t.value,
-                            "reason": t.reason,
-                            "downtime_id": t.downtime_id,
-                        }
-                        for t in transitions
-                    ],
-                )
-            if messages:
-                conn.execute(
-                    _table(OutboxRow).insert(),
-                    [
-                        {
-                            "created": now,
-                            "target": m.target,
-                            "severity": m.severity,
-                            "subject": m.subject,
-                            "body": m.body,
-                            "metric_ids": json.dumps(list(m.metric_ids)),
-                            "attempts": 0,
-                            "next_attempt": now,
-                            "last_error": "",
-                            "delivered_at": None,
-                        }
-                        for m in messages
-                    ],
-                )
+            write(conn, records, transitions, messages, now)
 
     # -- acknowledgements ----------------------------------------------------------------------------
     def file_ack(self, metric_id: str, author: str, comment: str, now: float) -> MetricRecord:
@@ -296,7 +308,7 @@ class AlarmStore:
 
 
 def to_metric_state(rec: MetricRecord) -> MetricState:
-    """The web/CLI view of a record."""
+    """The web/CLI view of a record: ``warning``/``critical`` are the ranges the engine judges by."""
     return MetricState(
         metric_id=rec.metric_id,
         state=rec.state,
@@ -311,9 +323,11 @@ def to_metric_state(rec: MetricRecord) -> MetricState:
         ack_author=rec.ack_author,
         flapping=rec.flapping,
         stale=rec.stale,
-        warning=rec.spec_warning,
-        critical=rec.spec_critical,
+        # the effective ranges; a record never evaluated by the engine (no rule name) has only its defaults
+        warning=rec.warning if rec.rule else rec.spec_warning,
+        critical=rec.critical if rec.rule else rec.spec_critical,
         rule=rec.rule,
+        arrived=rec.arrived,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vRecur
 
@@ -35,9 +36,19 @@ def _event(item: Downtime | Window, stamp: datetime | None) -> Event:
         scope, ticket = item.scope, item.ticket
         status = "CANCELLED" if item.status == "cancelled" else "CONFIRMED"
         if item.rrule:
-            ev.add("rrule", vRecur.from_ical(item.rrule.removeprefix("RRULE:")))
-    ev.add("dtstart", datetime.fromtimestamp(item.start, UTC))
-    ev.add("dtend", datetime.fromtimestamp(item.end, UTC))
+            # a recurrence keeps its wall-clock time in its own zone: DTSTART carries that TZID, and an
+            # early end becomes UNTIL, so calendars show 08:00 after a DST change and stop when it ends
+            zone = ZoneInfo(item.tz)
+            rule = vRecur.from_ical(item.rrule.removeprefix("RRULE:"))
+            if item.rrule_until is not None:
+                rule.pop("COUNT", None)
+                rule["UNTIL"] = [datetime.fromtimestamp(item.rrule_until, UTC)]
+            ev.add("rrule", rule)
+            ev.add("dtstart", datetime.fromtimestamp(item.start, zone))
+            ev.add("dtend", datetime.fromtimestamp(item.end, zone))
+    if "dtstart" not in ev:
+        ev.add("dtstart", datetime.fromtimestamp(item.start, UTC))
+        ev.add("dtend", datetime.fromtimestamp(item.end, UTC))
     ev.add("dtstamp", stamp or datetime.fromtimestamp(item.start, UTC))
     ev.add("summary", f"{item.severity} ({item.kind}): {item.reason}")
     lines = [f"Reason: {item.reason}", f"Author: {item.author}", f"Scope: {', '.join(scope)}"]

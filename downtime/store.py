@@ -126,6 +126,8 @@ class DowntimeStore:
             if dt.rrule is None:
                 if dt.end <= now:
                     raise DowntimeError(f"downtime {downtime_id} is already over")
+                if dt.start > now:
+                    raise DowntimeError(f"downtime {downtime_id} has not started: cancel it instead")
                 old, dt.end = dt.end, max(now, dt.start)
                 detail = {"end": [old, dt.end]}
             else:

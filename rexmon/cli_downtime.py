@@ -113,7 +113,8 @@ def _zone_key() -> str:
 
 
 def _matches_everything(scopes: Sequence[str]) -> bool:
-    return any(p.strip() in ("*", "*/*", "**") for p in scopes)
+    """A pattern of only wildcards and slashes (``*``, ``*/*``, ``?*``, ``*/**``) matches every metric."""
+    return any("*" in p and set(p.strip()) <= set("*?/") for p in scopes)
 
 
 @downtime.command("list")

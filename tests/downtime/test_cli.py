@@ -126,3 +126,9 @@ def test_db_upgrade_and_current(runner, cfg: Path) -> None:
     assert r.exit_code == 0 and "at revision" in r.output
     head = r.output.strip().rsplit(" ", 1)[1]
     assert runner.invoke(cli, ["--config", str(cfg), "db", "current"]).output.strip() == head
+
+
+@pytest.mark.parametrize("scope", ["*", "*/*", "?*", "*/**", "**"])
+def test_every_match_everything_scope_needs_yes(runner, cfg: Path, scope: str) -> None:
+    r = run(runner, cfg, "add", "--scope", scope, "--duration", "1h", "--reason", "x")
+    assert r.exit_code == 2 and "matches every metric" in r.output

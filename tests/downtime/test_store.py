@@ -121,3 +121,22 @@ def test_changes_to_unknown_or_cancelled_downtimes(store: DowntimeStore) -> None
     store.cancel(d.id, "mistake", "ops", NOW)
     with pytest.raises(DowntimeError, match="is cancelled"):
         store.extend(d.id, NOW + 2 * H, "ops", NOW)
+
+
+def test_ending_a_downtime_that_has_not_started_is_refused(store: DowntimeStore) -> None:
+    d = store.add(["a/*"], NOW + H, NOW + 2 * H, "later", "ops", now=NOW)
+    with pytest.raises(DowntimeError, match="has not started: cancel it instead"):
+        store.end(d.id, NOW, "ops")
+    assert store.require(d.id).end == NOW + 2 * H
+
+
+def test_ical_keeps_recurrences_in_their_zone_and_ends_them(store: DowntimeStore) -> None:
+    from downtime.ical import to_ical
+
+    start = parse_time("2026-03-17T08:00", NOW, "Europe/Zurich")
+    d = store.add(["slurm/*"], start, start + 2 * H, "patch Tuesday", "ops", rrule="FREQ=WEEKLY;BYDAY=TU",
+                  tz="Europe/Zurich", now=NOW)  # fmt: skip
+    store.end(d.id, start + 30 * 86400, "ops")
+    text = to_ical([store.require(d.id)], NOW).decode()
+    assert "DTSTART;TZID=Europe/Zurich:20260317T080000" in text
+    assert "RRULE:FREQ=WEEKLY;UNTIL=20260416T070000Z;BYDAY=TU" in text.replace("\r\n ", "")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile, print_table, scratch
+from downtime.db import upgrade
 from rexmon.config import load
 from rrd.archive import Archive, SeriesSpec, Update
 from rrd.graph import GraphRenderer, GraphSpec, build_args
@@ -80,7 +81,9 @@ def _app(tmp: Path, rrd_dir: Path, step: int) -> Any:
         f'[web]\ngraph_cache_dir = "{tmp}/graphs"\n',
         encoding="utf-8",
     )
-    return create_app(load(path), clock=lambda: float(NOW))
+    config = load(path)
+    upgrade(config.database_url)  # as `rexmon web` finds it: the alarm and downtime tables exist
+    return create_app(config, clock=lambda: float(NOW))
 
 
 def bench_web(tmp: Path, n: int, metrics: int) -> dict[str, Any]:

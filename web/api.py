@@ -32,7 +32,7 @@ def openapi_json() -> Response:
 def metrics() -> Response:
     """Every metric with its last value, time and state (``match``: a glob over ids)."""
     pattern = request.args.get("match", "*")
-    ids = [m for m in monitor().archive.metric_ids() if fnmatch.fnmatchcase(m, pattern)]
+    ids = [m for m in monitor().metric_ids() if fnmatch.fnmatchcase(m, pattern)]
     ov = monitor().overview(ids)
     rows = [r for s in ov.slurpers for r in s.metrics]
     rows.sort(key=lambda r: r.metric_id)
@@ -78,7 +78,7 @@ def _series(mid: str, fmt: str) -> Response:
         log.warning("series of %s failed: %s", mid, exc)  # the message names server paths
         abort(500, "the series could not be read; the details are in the server log")
     # a value is stamped with the end of its interval; rrdtool returns one interval past ``end``
-    points = [(s.start + (i + 1) * s.step, v) for i, v in enumerate(s.values)]
+    points = s.points()
     points = [(t, v) for t, v in points if t <= max(tr.end, s.start + s.step)]
     times, values = [t for t, _ in points], [v for _, v in points]
     if fmt == "csv":
@@ -176,7 +176,7 @@ def create_downtime() -> tuple[Response, int]:
 def preview() -> Response:
     """The metric ids a scope (comma or space separated globs) matches, before saving a downtime."""
     scope = request.args.get("scope", "")
-    return jsonify(scope_preview(scope, monitor().archive.metric_ids()))
+    return jsonify(scope_preview(scope, monitor().metric_ids()))
 
 
 def _text(v: Any) -> str:

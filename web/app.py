@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -105,6 +106,7 @@ def _template_globals() -> dict[str, Any]:
     return {"user": g.get("user"), "can_login": auth.can_login, "icon_labels": ICON_LABELS}
 
 
+@functools.lru_cache(maxsize=4096)  # the overview formats the same few times thousands of times
 def fmt_time(t: float | None) -> str:
     if t is None:
         return "never"

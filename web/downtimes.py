@@ -51,7 +51,7 @@ def index() -> str:
 
 def _detail_page(d: Downtime, error: str | None = None) -> str:
     row = downtime_dict(d, now(), audit=store().audit(d.id))
-    matched = scope_preview(" ".join(row["scope"]), monitor().archive.metric_ids()) if row["scope"] else None
+    matched = scope_preview(" ".join(row["scope"]), monitor().metric_ids()) if row["scope"] else None
     return render_template("web/downtime.html", d=row, matched=matched, error=error)
 
 
@@ -83,7 +83,7 @@ def new() -> Any:
         return _form(form)
     try:
         data = parse_downtime(form, now())
-        preview = scope_preview(form["scope"], monitor().archive.metric_ids())
+        preview = scope_preview(form["scope"], monitor().metric_ids())
     except ParamError as exc:
         return _form(form, 400, error=exc)
     if request.form.get("action") != "save":

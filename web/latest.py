@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rrd.archive import DS_NAME, Archive, ArchiveError
 
@@ -49,6 +50,7 @@ class LatestCache:
         self.archive = archive
         self._types: dict[str, str] = {}  # a file's DS type never changes
         self._hits: dict[str, tuple[tuple[int, int], Latest]] = {}
+        self._paths: dict[str, str] = {}
 
     def get(self, metric_id: str) -> Latest | None:
         return self.get_many([metric_id]).get(metric_id)
@@ -57,10 +59,13 @@ class LatestCache:
         """The latest reading of each metric that has a readable file."""
         self.archive.flush_many(metric_ids)
         out: dict[str, Latest] = {}
-        hits = self._hits
+        hits, paths = self._hits, self._paths
         for mid in metric_ids:
+            path = paths.get(mid)
+            if path is None:
+                path = paths[mid] = str(self.archive.path(mid))
             try:
-                st = os.stat(self.archive.path(mid))
+                st = os.stat(path)
             except OSError:
                 hits.pop(mid, None)
                 continue
@@ -101,3 +106,33 @@ class LatestCache:
         step = self.archive.step
         series = self.archive.fetch(metric_id, t - RATE_STEPS * step, t, "AVERAGE")
         return next((float(v) for v in reversed(series.values) if v is not None), None)
+
+
+class MetricIds:
+    """The archive's metric ids, each slurper directory re-listed only when its mtime changes."""
+
+    def __init__(self, rrd_dir: Path) -> None:
+        self.rrd_dir = Path(rrd_dir)
+        self._dirs: dict[str, tuple[int, list[str]]] = {}
+
+    def __call__(self) -> list[str]:
+        if not self.rrd_dir.is_dir():
+            return []
+        out: list[str] = []
+        seen: dict[str, tuple[int, list[str]]] = {}
+        for entry in os.scandir(self.rrd_dir):
+            if not entry.is_dir():
+                continue
+            mtime = entry.stat().st_mtime_ns  # adding or removing a file changes its directory's mtime
+            hit = self._dirs.get(entry.name)
+            if hit is None or hit[0] != mtime:
+                hit = (mtime, _list_dir(entry.name, entry.path))
+            seen[entry.name] = hit
+            out.extend(hit[1])
+        self._dirs = seen
+        return sorted(out)
+
+
+def _list_dir(name: str, path: str) -> list[str]:
+    """The ids of one slurper directory's files, as ``Archive.metric_ids`` names them."""
+    return [f"{name}/{f.name[:-4]}" for f in os.scandir(path) if f.name.endswith(".rrd") and f.is_file()]

@@ -7,13 +7,24 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    get_template_attribute,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from rrd.graph import GraphError, GraphSpec, Rule
 from rrd.names import MetricIdError, check_id
 from web.app import ext, monitor, now
-from web.data import ICONS, MetricRow, group_of, thresholds
+from web.data import ICON_LABELS, ICONS, MetricRow, group_of, thresholds
 from web.params import PERIODS, TimeRange, choice, int_param, metric_id, time_range
+from web.rows import metric_items
 
 log = logging.getLogger(__name__)
 bp = Blueprint("views", __name__)
@@ -25,7 +36,19 @@ SIZES = {"small": (400, 120), "medium": (700, 220), "large": (1100, 360)}
 def overview() -> str:
     data = monitor().overview()
     template = "web/_overview_body.html" if request.args.get("partial") else "web/overview.html"
-    return render_template(template, ov=data, icons=ICONS, query=request.args.get("q", ""))
+    # 10,000 rows: render each icon and the link prefix once, not once per row
+    icon = get_template_attribute("web/_icons.html", "icon")
+    svgs = {kind: icon(kind, ICON_LABELS[kind]) for kind in ICONS}
+    graph_root = url_for(".metric_page", slurper="s", metric="m")[: -len("s/m")]
+    return render_template(
+        template,
+        ov=data,
+        icons=ICONS,
+        svgs=svgs,
+        graph_root=graph_root,
+        items=metric_items,
+        query=request.args.get("q", ""),
+    )
 
 
 @bp.get("/login")
@@ -116,7 +139,7 @@ def _slurper_ids(slurper: str) -> list[str]:
         check_id(f"{slurper}/x")
     except MetricIdError:
         abort(404, "not a slurper id")
-    return [m for m in monitor().archive.metric_ids() if m.split("/", 1)[0] == slurper]
+    return [m for m in monitor().metric_ids() if m.split("/", 1)[0] == slurper]
 
 
 def _img_urls(endpoint: str, tr: TimeRange, **kw: Any) -> dict[str, str]:

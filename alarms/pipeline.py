@@ -87,11 +87,11 @@ class AlarmPipeline:
             self.deliverer.deliver(self._now)
 
     def _drain(self, own: Sequence[Observation], now: float, coverage: Coverage) -> None:
-        """Evaluate ``own`` with the first inbox chunk, then further chunks while the inbox is full."""
+        """Evaluate the oldest inbox chunk with ``own``, then further chunks while the inbox is full."""
         for _ in range(MAX_CHUNKS):
             with self.store.engine.begin() as conn:
                 claimed = inbox.claim(conn)
-                out = self.engine.observe(self.records, [*own, *claimed.observations], now, coverage)
+                out = self.engine.observe(self.records, [*claimed.observations, *own], now, coverage)
                 messages = self._write(conn, out, now)
                 # deleted in the transaction that commits their outcome: a crash loses and repeats nothing
                 inbox.delete(conn, claimed.ids)

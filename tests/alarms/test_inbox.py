@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,3 +169,36 @@ def test_evaluator_killed_between_drain_and_commit_loses_nothing(
     finally:
         engine.dispose()
         holder.dispose()
+
+
+def test_a_backlog_larger_than_one_chunk_is_drained_oldest_first(hosts, runner, http_receiver) -> None:
+    from alarms.inbox import CHUNK, InboxSink
+    from alarms.observation import Observation
+    from alarms.pipeline import AlarmPipeline, build
+    from rexmon.config import load
+
+    evaluator, collector = hosts
+    inbox, pipeline = build(load(collector)), build(load(evaluator))
+    assert isinstance(inbox, InboxSink) and isinstance(pipeline, AlarmPipeline)
+    t0 = 1_700_000_000.0
+    crit = {"warning": "~:80", "critical": "~:90"}
+    # two rounds of CHUNK + 1 metrics: the first all breaching, the second (newer) all recovered
+    for i, value in enumerate((95, 20)):
+        inbox.observe([Observation(f"room/m{n}", t0 + i, value, **crit) for n in range(CHUNK + 1)], t0 + i)
+    inbox.close()
+    pipeline.tick(t0 + 2)
+    pipeline.close()
+    states = listed(runner, evaluator)
+    assert len(states) == CHUNK + 1 and {s["state"] for s in states.values()} == {"OK"}
+    assert {s["value"] for s in states.values()} == {20}
+    # every problem and every recovery told once (one message per evaluated chunk)
+    assert told(http_receiver, "CRITICAL") == told(http_receiver, "RECOVERY") == CHUNK + 1
+
+
+def told(receiver: Any, label: str) -> int:
+    """How many notices of ``label`` the messages carried ("[rexmon] 3 alarms: 2 CRITICAL, 1 RECOVERY")."""
+    total = 0
+    for title in titles(receiver):
+        grouped = re.search(rf"(\d+) {label}\b", title)
+        total += int(grouped.group(1)) if grouped else title.startswith(f"[rexmon] {label} ")
+    return total

@@ -7,9 +7,9 @@ PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 REXMON := $(VENV)/bin/rexmon
 
-# rrdtool/rrdcached: the archive; munin-*: real plugins for tests and the Munin benchmark;
+# rrdtool/rrdcached: the archive; munin-*: real plugins for tests, munin (munin-update) for the Munin benchmark;
 # postgresql, activemq, chromium: real peers the tests start on loopback; npm: the chart library.
-APT_PKGS := librrd-dev rrdtool rrdcached pkg-config munin-node munin-plugins-core \
+APT_PKGS := librrd-dev rrdtool rrdcached pkg-config munin munin-node munin-plugins-core \
             postgresql activemq chromium chromium-driver wrk
 
 .PHONY: all setup apt venv test demo bench soak lint clean

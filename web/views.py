@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -143,8 +142,9 @@ def _slurper_ids(slurper: str) -> list[str]:
 
 
 def _img_urls(endpoint: str, tr: TimeRange, **kw: Any) -> dict[str, str]:
+    """PNG and SVG URLs of a graph; url_for puts every non-path argument (e.g. group) in the query."""
     q: dict[str, Any] = {"period": tr.period} if tr.period != "custom" else {"start": tr.start, "end": tr.end}
-    return {fmt: url_for(endpoint, fmt=fmt, **kw) + "?" + urlencode(q) for fmt in ("png", "svg")}
+    return {fmt: url_for(endpoint, fmt=fmt, **kw, **q) for fmt in ("png", "svg")}
 
 
 @bp.get("/img/<slurper>/<metric>.<any(png, svg):fmt>")

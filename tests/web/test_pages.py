@@ -121,3 +121,13 @@ def test_range_form_shows_and_accepts_human_times(client: FlaskClient) -> None:
     assert bad.status_code == 400 and "start:" in bad.get_data(as_text=True)
     bad = client.get("/graph/condor?end=2025-13-40")
     assert bad.status_code == 400 and "end:" in bad.get_data(as_text=True)
+
+
+def test_every_image_a_graph_page_links_is_a_picture(client: FlaskClient) -> None:
+    for page in ("/graph/condor?period=day", f"/graph/load/load?start={NOW - 7200}&end={NOW}"):
+        html = client.get(page).get_data(as_text=True)
+        srcs = re.findall(r'<img class="graph" src="([^"]+)"', html)
+        assert srcs, page
+        for src in srcs:
+            img = client.get(src.replace("&amp;", "&"))
+            assert img.status_code == 200 and img.data[:4] == b"\x89PNG", src

@@ -143,6 +143,8 @@
       var opts = {
         width: Math.max(el.clientWidth - 2, 300), height: 300,
         cursor: { drag: { x: true, y: false } },
+        // the pages state times in UTC; the graph's axis follows them, not the browser's zone
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
         scales: { x: { time: true }, y: { range: function (u, min, max) { return yRange(min, max, notes); } } },
         series: [{}, { label: el.dataset.label, stroke: "#1f77b4", width: 2, spanGaps: false }],
         hooks: {

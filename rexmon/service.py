@@ -31,6 +31,9 @@ from slurpers.api import CollectContext, MetricSpec, Reading, Slurper, SlurperEr
 
 log = logging.getLogger(__name__)
 HEALTH = "rexmon"
+#: how often rrdcached is made to write the files updated since the last time, so rexmon's own update
+#: journal (rrd/journal.py) can be emptied; like rrdcached's -w, it bounds the work a restart replays
+JOURNAL_SYNC_SECONDS = 300.0
 Clock = Callable[[], float]
 
 
@@ -117,7 +120,9 @@ class Runner:
             t = default_t if r.time is None else int(r.time)
             result.updates.append(Update(metric_id, t, r.value, series))
             result.observations.append(
-                Observation(metric_id, t, r.value, spec.ds_type, slurper.interval, spec.warning, spec.critical)
+                Observation(
+                    metric_id, t, r.value, spec.ds_type, slurper.interval, spec.warning, spec.critical
+                )
             )
 
     def _spec(self, slurper: Slurper, name: str) -> tuple[str, SeriesSpec, MetricSpec]:
@@ -166,7 +171,10 @@ class Service:
         if slurpers is None:
             slurpers = [build_slurper(s) for s in select_slurpers(config, shard)]
         self.runner = Runner(config, slurpers, clock)
-        self.archive = Archive(config.rrd_dir, config.archive.step, config.rrdcached)
+        self.archive = Archive(
+            config.rrd_dir, config.archive.step, config.rrdcached, journal_dir=config.state_dir / "journal"
+        )
+        self.sync_interval = JOURNAL_SYNC_SECONDS
         self.alarms = alarms
         self.flush_interval = flush_interval
         self._queue: queue.Queue[RunResult] = queue.Queue()
@@ -178,7 +186,9 @@ class Service:
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
-        self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        self.scheduler.add_listener(
+            self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR
+        )
         self.lags: list[float] = []
         self.totals = WriteResult()
         self._totals_lock = threading.Lock()
@@ -207,8 +217,12 @@ class Service:
             t.join(s.timeout + 5.0)
             if t.is_alive():
                 results.append(
-                    RunResult(s.id, self.clock(), s.timeout, error=f"slurper {s.id} did not return within its "
-                              f"timeout of {s.timeout:g} s")
+                    RunResult(
+                        s.id,
+                        self.clock(),
+                        s.timeout,
+                        error=f"slurper {s.id} did not return within its timeout of {s.timeout:g} s",
+                    )
                 )
         with lock:
             done = list(results)
@@ -272,7 +286,11 @@ class Service:
         self._queue.put(RunResult(sid, self.clock(), 0.0, error=msg))
 
     def _write_loop(self) -> None:
+        next_sync = time.monotonic() + self.sync_interval
         while not self._stop.is_set() or not self._queue.empty():
+            if time.monotonic() >= next_sync:
+                self.archive.sync()
+                next_sync = time.monotonic() + self.sync_interval
             batch: list[RunResult] = []
             deadline = time.monotonic() + self.flush_interval
             while time.monotonic() < deadline:

@@ -209,6 +209,10 @@ def _schemas() -> dict[str, Any]:
                 "severity": {"type": "string", "enum": ["outage", "at-risk"]},
                 "ticket": {"type": "string"},
                 "rrule": {"type": "string", "description": "RFC 5545 RRULE"},
+                "tz": {
+                    "type": "string",
+                    "description": "IANA zone of times without an offset and of the RRULE",
+                },
             },
         },
         "Downtime": {
@@ -223,7 +227,15 @@ def _schemas() -> dict[str, Any]:
                 "kind": {"type": "string"},
                 "severity": {"type": "string"},
                 "ticket": {"type": "string"},
-                "audit": {"type": "array", "items": {"type": "object"}},
+                "rrule": {"type": ["string", "null"]},
+                "tz": {"type": "string"},
+                "phase": {"type": "string", "enum": ["active", "upcoming", "past", "cancelled"]},
+                "cancel_reason": {"type": "string"},
+                "audit": {
+                    "type": "array",
+                    "description": "GET /api/downtimes/{id} only: at, author, action, detail",
+                    "items": {"type": "object"},
+                },
             },
         },
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 import bcrypt
 
 USER = "demo"
-TOKEN_ENV = "REXMON_DEMO_SLURM_JWT"
+TOKEN_FILE = "slurm.jwt"
 MUNIN_PLUGINS = ("cpu", "load", "memory", "df")
 #: the metric the demo's [[alarm]] rule holds out of tolerance at every hour of the day
 BREACHING = "condor/schedd.schedd01.example.org.idle"
@@ -76,7 +76,7 @@ interval = 60
 timeout = 20
 mode = "rest"
 url = {q(peers.slurmrestd)}
-token = {{ env = "{TOKEN_ENV}" }}
+token = {{ file = {q(str(peers.bin_dir.parent / TOKEN_FILE))} }}
 """,
         f"""[[slurper]]
 id = "tape"

@@ -120,7 +120,10 @@ class Demo:
     def _start_simulators(self) -> democonfig.Peers:
         bins = install_fake_commands(self.dir / "bin")
         token = secrets.token_hex(16)
-        os.environ[democonfig.TOKEN_ENV] = token  # the config names the variable, never the token
+        # the config names the file, never the token; the CLI pointed at the demo's config reads it too
+        token_file = self.dir / democonfig.TOKEN_FILE
+        token_file.write_text(token + "\n", encoding="utf-8")
+        token_file.chmod(0o600)
         rest = FakeSlurmrestd(token).start()
         self._on_stop("slurmrestd simulator", rest.stop)
         peer = LoopbackPeer(self.dir / "notifications.log", seed=self.options.seed).start()

@@ -7,6 +7,7 @@ translated to the Nagios grammar (``80`` -> ``~:80``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -28,7 +29,7 @@ from slurpers.api import (
 )
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+_NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
 
 @settings
@@ -112,7 +113,7 @@ def _set_attr(fc: FieldConfig, attr: str, value: str, n: int) -> None:
             return
         if not _NUMBER.match(value):
             raise PayloadError(f"config line {n}: {attr} {value!r} is not a number")
-        setattr(fc, attr, float(value))
+        setattr(fc, attr, _finite(value, f"config line {n}: {attr}"))
     elif attr in ("warning", "critical"):
         try:
             setattr(fc, attr, from_munin(value))
@@ -121,6 +122,14 @@ def _set_attr(fc: FieldConfig, attr: str, value: str, n: int) -> None:
     elif attr == "info":
         fc.info = value
     # draw, colour, cdef, negative, graph, value (dirtyconfig), ...: not needed to archive
+
+
+def _finite(number: str, what: str) -> float:
+    """A number token as a float; one that overflows (``1e999``) is refused, never archived as inf."""
+    value = float(number)
+    if not math.isfinite(value):
+        raise PayloadError(f"{what}: {number[:40]!r} is not a finite number")
+    return value
 
 
 def parse_values(text: str, plugin_name: str) -> list[tuple[str, str, float | None, float | None]]:
@@ -139,13 +148,13 @@ def parse_values(text: str, plugin_name: str) -> list[tuple[str, str, float | No
         when: float | None = None
         if ":" in value:
             ts, _, value = value.partition(":")
-            if not ts.isdigit():
+            if not re.fullmatch(r"[0-9]+", ts):
                 raise PayloadError(f"fetch line {n}: bad timestamp in {line[:80]!r}")
-            when = float(ts)
+            when = _finite(ts, f"fetch line {n}: timestamp of {fname}")
         if value == "U":
             out.append((graph, fname, None, when))
         elif _NUMBER.match(value):
-            out.append((graph, fname, float(value), when))
+            out.append((graph, fname, _finite(value, f"fetch line {n}: value of {fname}"), when))
         else:
             raise PayloadError(f"fetch line {n}: value {value[:40]!r} of {fname} is not a number or U")
     return out

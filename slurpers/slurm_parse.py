@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slurpers.api import PayloadError, Reading, SlurperError, metric_name
+from slurpers.api import PayloadError, Reading, SlurperError, load_json, metric_name, to_float
 
 JOB_STATES = (
     "PENDING",
@@ -72,17 +72,16 @@ def load(text: str, what: str) -> dict[str, Any]:
     """Parse a Slurm JSON document; its non-empty ``errors`` list becomes a SlurperError."""
     if not text.strip():
         raise PayloadError(f"{what}: empty output, expected JSON")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{what}: not JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    doc = load_json(text, what)
     if not isinstance(doc, dict):
         raise PayloadError(f"{what}: expected a JSON object, got {type(doc).__name__}")
     errors = doc.get("errors") or []
+    if not isinstance(errors, list):
+        raise PayloadError(f"{what}: 'errors' must be a list, got {type(errors).__name__}")
     if errors:
         first = errors[0] if isinstance(errors[0], dict) else {"description": str(errors[0])}
-        detail = first.get("description") or first.get("error") or json.dumps(first)[:200]
-        raise SlurperError(f"{what}: Slurm reported an error: {detail}")
+        detail = _text(first, "description") or _text(first, "error") or json.dumps(first)[:200]
+        raise SlurperError(f"{what}: Slurm reported an error: {detail[:300]}")
     return doc
 
 
@@ -98,7 +97,7 @@ def number(value: Any, what: str) -> float | None:
         value = value["number"]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PayloadError(f"{what}: expected a number, got {value!r:.60}")
-    return float(value)
+    return to_float(value, what)
 
 
 def split_state(value: Any, known: Sequence[str], what: str) -> tuple[str, frozenset[str]]:
@@ -119,6 +118,26 @@ def split_state(value: Any, known: Sequence[str], what: str) -> tuple[str, froze
 def _text(obj: Mapping[str, Any], key: str, default: str = "") -> str:
     value = obj.get(key)
     return value if isinstance(value, str) and value else default
+
+
+def _object(obj: Mapping[str, Any], key: str, what: str) -> Mapping[str, Any]:
+    """An optional nested object: absent or null is empty, any other type is a PayloadError."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"{what}: {key!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(obj: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    """An optional list: absent or null is empty, any other type is a PayloadError."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{what}: {key!r} must be a list, got {type(value).__name__}")
+    return value
 
 
 def _items(doc: Mapping[str, Any], key: str, what: str) -> list[Mapping[str, Any]]:
@@ -203,7 +222,7 @@ def _tally_nodes(nodes: Iterable[Mapping[str, Any]]) -> NodeTally:
     for node in nodes:
         what = f"node {node.get('name')}"
         base, flags = split_state(node.get("state"), NODE_STATES, what)
-        extra = node.get("state_flags") or []  # 21.08: flags apart from the lower-case state
+        extra = _list(node, "state_flags", what)  # 21.08: flags apart from the lower-case state
         flags |= {str(f).strip().upper() for f in extra if str(f).strip()}
         tally.add(base, flags, 1)
         total = number(node.get("cpus"), f"{what}: cpus") or 0.0
@@ -212,7 +231,7 @@ def _tally_nodes(nodes: Iterable[Mapping[str, Any]]) -> NodeTally:
         tally.cpus["allocated"] += alloc
         tally.cpus[spare] += max(0.0, total - alloc)
         tally.cpus["total"] += total
-        tally.partitions.update(p for p in node.get("partitions") or [] if isinstance(p, str))
+        tally.partitions.update(p for p in _list(node, "partitions", what) if isinstance(p, str))
     return tally
 
 
@@ -223,16 +242,16 @@ def _tally_sinfo(entries: Iterable[Mapping[str, Any]]) -> NodeTally:
         part = entry.get("partition") or {}
         if isinstance(part, Mapping) and _text(part, "name"):
             tally.partitions.add(_text(part, "name"))
-        nodes = entry.get("nodes") or {}
-        names = tuple(sorted(str(n) for n in nodes.get("nodes") or []))
+        nodes = _object(entry, "nodes", f"sinfo entry {i}")
+        names = tuple(sorted(str(n) for n in _list(nodes, "nodes", f"sinfo entry {i}: nodes")))
         # a node in two partitions has one entry per partition: count it once
         if names and names in seen:
             continue
         seen.add(names)
         what = f"sinfo entry {i} ({','.join(names)[:60]})"
-        base, flags = split_state((entry.get("node") or {}).get("state"), NODE_STATES, what)
+        base, flags = split_state(_object(entry, "node", what).get("state"), NODE_STATES, what)
         tally.add(base, flags, int(number(nodes.get("total"), f"{what}: nodes.total") or 0))
-        cpus = entry.get("cpus") or {}
+        cpus = _object(entry, "cpus", what)
         for key in CPU_KINDS:
             tally.cpus[key] += number(cpus.get(key), f"{what}: cpus.{key}") or 0.0
     return tally

@@ -435,3 +435,20 @@ def test_check_names_bad_keys(keys: str, message: str, write_config, runner) -> 
     result = runner.invoke(cli, ["--config", str(path), "check"])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "step", "message"),
+    [
+        # a wrong JSON type is a PayloadError naming the field, never a KeyError/AttributeError
+        ("squeue_errors_object.json", "load", "'errors' must be a list, got dict"),
+        ("sinfo_nodes_list.json", "tally", r"sinfo entry 0: 'nodes' must be an object, got list"),
+        # 1e999 overflows a float: refused at the JSON layer, with its position
+        ("sdiag_overflow.json", "load", "1e999 at line 1 column 45 is not a finite number"),
+    ],
+)
+def test_wrong_types_and_non_finite_numbers_are_payload_errors(name: str, step: str, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        doc = sp.load((D / name).read_text(), "sinfo --json")
+        if step == "tally":
+            sp.node_tally(doc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import io
 import logging
+import math
 import re
 import shutil
 import time
@@ -31,6 +32,7 @@ from slurpers.api import (
     metric_name,
     run_command,
     settings,
+    to_float,
 )
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ MOVER_COUNTERS = {
 }
 SAAG_CODES = {0: "up", 1: "down", 2: "warning", 4: "seen down"}
 # Python 2 prints "Pending read requests: ", n -- note the two spaces; header lines have no colon
-_COUNTER_LINE = re.compile(r"^(Pending|Active) (read|write) requests:\s+(\d+)\s*$")
+_COUNTER_LINE = re.compile(r"^(Pending|Active) (read|write) requests:\s+([0-9]+)\s*$")
 _STATUS_ONLY = re.compile(r"status\s*=\s*(\[[^\]]*\])")
 
 
@@ -107,7 +109,21 @@ def parse_repr(text: str, what: str) -> dict[Any, Any]:
         ) from None
     if not isinstance(value, dict):
         raise PayloadError(f"{what}: expected a dict, got {type(value).__name__}")
+    _refuse_non_finite(value, what, "")
     return value
+
+
+def _refuse_non_finite(value: object, what: str, key: str) -> None:
+    """literal_eval reads ``1e999`` as inf: anywhere in the dict it is a malformed payload."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PayloadError(f"{what}: {key or 'a value'} = {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(k, what, f"{key}[{k!r:.40}]")
+            _refuse_non_finite(v, what, f"{key}[{k!r:.40}]")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, what, f"{key}[{i}]")
 
 
 def _check_status(status: object, what: str) -> None:
@@ -138,7 +154,7 @@ def parse_get_queue(text: str, lm: str) -> dict[str, int]:
 def parse_queue_length(text: str, lm: str) -> int:
     """``enstore library --queue-length`` prints one integer."""
     value = text.strip()
-    if not value.isdigit():
+    if not re.fullmatch(r"[0-9]+", value):  # str.isdigit() takes '²', which int() refuses
         raise PayloadError(f"{lm} --queue-length: expected one integer, got {value[:80]!r}")
     return int(value)
 
@@ -154,6 +170,8 @@ def parse_mover_status(text: str, mover: str) -> dict[str, Any]:
         value = status.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise PayloadError(f"mover {mover}: {key} = {value!r:.40} is not a number")
+        if value is not None:
+            to_float(value, f"mover {mover}: {key}")  # 1e999 and 10**400 are refused, not archived
         out[key] = value
     return out
 
@@ -173,9 +191,10 @@ def parse_status_only(text: str) -> int:
         fields = ast.literal_eval(m.group(1))
     except (ValueError, SyntaxError) as exc:
         raise PayloadError(f"status page: {m.group(1)[:80]!r} is not a list: {exc}") from None
-    if not fields or fields[0] not in SAAG_CODES or isinstance(fields[0], bool):
+    code = fields[0] if fields else None
+    if type(code) is not int or code not in SAAG_CODES:  # not bool, not float, not a list (unhashable)
         raise PayloadError(f"status page: overall status {fields[:1]!r} is not one of 0, 1, 2, 4")
-    return int(fields[0])
+    return code
 
 
 def short(name: str, suffix: str) -> str:

@@ -61,7 +61,11 @@ def test_parse_queue_length(text: str, expected: int) -> None:
     assert parse_queue_length(text, "lm") == expected
 
 
-@pytest.mark.parametrize("text", ["", "-1", "timeout", "3 4"])
+@pytest.mark.parametrize(
+    "text",
+    # unicode digits pass str.isdigit() but int() refuses '²': only ASCII digits are a count
+    ["", "-1", "timeout", "3 4", (D / "queue_length_superscript.txt").read_text(encoding="utf-8"), "\u0663"],
+)
 def test_parse_queue_length_rejects(text: str) -> None:
     with pytest.raises(PayloadError, match="expected one integer"):
         parse_queue_length(text, "lm")
@@ -110,6 +114,17 @@ def test_parse_mover_status() -> None:
         parse_mover_status("{'state': 'IDLE', 'bytes_read': 'lots'}", "m")
 
 
+def test_parse_repr_refuses_overflowing_floats_anywhere() -> None:
+    with pytest.raises(PayloadError, match=r"mover: \['bytes_buffered'\] = inf is not a finite number"):
+        parse_repr("{'state': 'IDLE', 'bytes_buffered': 1e9990}", "mover")
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "1" + "0" * 400 + "L"])
+def test_parse_mover_status_refuses_numbers_beyond_a_float(value: str) -> None:
+    with pytest.raises(PayloadError, match="mover m: .*bytes_read.* is not a finite number"):
+        parse_mover_status(f"{{'state': 'IDLE', 'bytes_read': {value}}}", "m")
+
+
 def test_movers_from_config() -> None:
     assert movers_from_config((D / "config_show.txt").read_text()) == ["LTO8_12.mover", "LTO8_13.mover"]
 
@@ -128,7 +143,12 @@ def test_parse_status_only(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [((D / "garbage.txt").read_text(), "no 'status="), ("status=[3, 'x']", "not one of 0, 1, 2, 4")],
+    [
+        ((D / "garbage.txt").read_text(), "no 'status="),
+        ("status=[3, 'x']", "not one of 0, 1, 2, 4"),
+        ("status=[{}, 'x']", "not one of 0, 1, 2, 4"),  # unhashable: was a TypeError
+        ("status=[0.0, 'x']", "not one of 0, 1, 2, 4"),
+    ],
 )
 def test_parse_status_only_rejects(text: str, message: str) -> None:
     with pytest.raises(PayloadError, match=message):

@@ -7,10 +7,12 @@ every scalar may arrive as a string (pre-2017 servers built messages from string
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from slurpers import api
 from slurpers.api import PayloadError, to_float
 
 MIB = 1024.0 * 1024.0
@@ -60,17 +62,14 @@ class LinkStatus:
     def success_rate(self) -> float | None:
         """finished*100/(finished+failed); None (unknown, never 0) when nothing finished or failed."""
         done = self.finished + self.failed
-        return None if done == 0 else self.finished * 100.0 / done
+        return None if done == 0 else self.finished / done * 100.0  # never above 100, even near 1e308
 
 
 def load_json(text: str, what: str) -> Any:
     """json.loads with a PayloadError naming the document; an empty body is an error too."""
     if not text.strip():
         raise PayloadError(f"{what}: empty response")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise PayloadError(f"{what}: not JSON ({exc})") from None
+    return api.load_json(text, what)
 
 
 def parse_overview(text: str) -> list[LinkStatus]:
@@ -117,6 +116,13 @@ def _count(value: Any, what: str) -> float:
     return v
 
 
+def _finite(value: float, what: str) -> float:
+    """A result computed from finite payload numbers that may still overflow (1e300 MiB/s)."""
+    if not math.isfinite(value):
+        raise PayloadError(f"{what} is not a finite number")
+    return value
+
+
 def _current(value: Any, where: str) -> float | None:
     """``current`` is MiB/s; old ftsmon put a placeholder tuple there, which means 'not measured'."""
     if value is None or isinstance(value, (list, tuple)):
@@ -124,7 +130,7 @@ def _current(value: Any, where: str) -> float | None:
     v = to_float(value, f"{where}.current")
     if v < 0:
         raise PayloadError(f"{where}.current: negative throughput {value!r}")
-    return v * MIB
+    return _finite(v * MIB, f"{where}.current: {value!r:.40} MiB/s")
 
 
 def parse_stats(text: str) -> dict[str, float]:
@@ -162,6 +168,9 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_MESSAGE_JSON = api.json_decoder(object_pairs_hook=_pairs)
+
+
 def all_of(value: Any) -> list[Any]:
     """A repeated key's values, a JSON array's items, or the single value, as a list."""
     if value is None:
@@ -177,9 +186,11 @@ def decode_body(body: str | bytes) -> dict[str, Any]:
     if not text:
         raise PayloadError("empty message body")
     try:
-        doc = json.loads(text, object_pairs_hook=_pairs)
-    except ValueError as exc:
+        doc = _MESSAGE_JSON.decode(text)
+    except json.JSONDecodeError as exc:
         raise PayloadError(f"message body is not JSON ({exc}): {text[:60]!r}") from None
+    except ValueError as exc:  # NaN, Infinity, 1e999, an integer of too many digits
+        raise api.json_error(exc, text, "message body") from None
     if not isinstance(doc, dict):
         raise PayloadError(f"message body is not a JSON object: {text[:60]!r}")
     if set(doc) == {"data", "metadata"} and isinstance(doc["data"], dict):
@@ -278,7 +289,7 @@ def _optimizer(doc: Mapping[str, Any]) -> QueueLink:
         "all",
         active,
         _count(doc.get("submitted_count"), f"{where}.submitted_count"),
-        active * 100.0 / limit if limit else None,
+        _finite(active * 100.0 / limit, f"{where}: ratio {active:g}/{limit:g}") if limit else None,
     )
 
 
@@ -298,7 +309,7 @@ def completion(doc: Mapping[str, Any]) -> Completion:
     start, end = _ms(doc.get("timestamp_tr_st"), where), _ms(doc.get("timestamp_tr_comp"), where)
     rate = None
     if state == "ok" and start is not None and end is not None and end > start:
-        rate = nbytes / (end - start)
+        rate = _finite(nbytes / (end - start), f"{where}: {nbytes:g} bytes in {end - start:g} s")
     return Completion(str(src), str(dst), str(vo), state, nbytes, rate, end)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field
@@ -20,6 +21,9 @@ from slurpers.api import (
     Reading,
     Slurper,
     SlurperError,
+    json_decoder,
+    json_error,
+    load_json,
     metric_name,
     run_command,
     settings,
@@ -84,7 +88,7 @@ class HTCondorSettings:
 
 def parse_ads(text: str, what: str) -> list[dict[str, Any]]:
     """Parse ``-json`` output: empty output is no ads; one or more concatenated arrays of objects."""
-    decoder = json.JSONDecoder()
+    decoder = json_decoder()  # refuses NaN, Infinity and 1e999: HTCondor writes real("NaN") as /Expr/
     ads: list[dict[str, Any]] = []
     pos, end = 0, len(text)
     while True:
@@ -94,10 +98,8 @@ def parse_ads(text: str, what: str) -> list[dict[str, Any]]:
             return ads
         try:
             chunk, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise PayloadError(
-                f"{what}: not JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
+        except ValueError as exc:
+            raise json_error(exc, text, what) from None
         if not isinstance(chunk, list) or not all(isinstance(ad, dict) for ad in chunk):
             raise PayloadError(f"{what}: expected a JSON array of ads, got {type(chunk).__name__}")
         ads.extend(chunk)
@@ -113,16 +115,19 @@ def ad_number(ad: Ad, attr: str, what: str) -> float | None:
     value = ad.get(attr)
     if value is None or is_expr(value):
         return None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+    number: float | None = None
+    if isinstance(value, (bool, int, float, str)):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             pass
-    raise PayloadError(f"{what}: attribute {attr} = {value!r:.60} is not a number")
+        except OverflowError:  # an integer beyond a float's range
+            number = math.inf
+    if number is None:
+        raise PayloadError(f"{what}: attribute {attr} = {value!r:.60} is not a number")
+    if not math.isfinite(number):
+        raise PayloadError(f"{what}: attribute {attr} = {value!r:.60} is not a finite number")
+    return number
 
 
 def ad_name(ad: Ad, what: str) -> str:
@@ -211,7 +216,7 @@ def job_readings(ads: Iterable[Ad], group_by: Sequence[str]) -> list[Reading]:
     counts: dict[str, Counter[str]] = {}
     for ad in ads:
         status = ad.get("JobStatus")
-        if isinstance(status, bool) or not isinstance(status, (int, float)) or int(status) not in JOB_STATUS:
+        if isinstance(status, bool) or not isinstance(status, (int, float)) or status not in JOB_STATUS:
             job = f"{ad.get('ClusterId')}.{ad.get('ProcId')}"
             raise PayloadError(f"job {job}: JobStatus {status!r:.40} is not one of 1..7")
         counts.setdefault(group_key(ad, group_by), Counter())[JOB_STATUS[int(status)]] += 1
@@ -224,7 +229,7 @@ def job_readings(ads: Iterable[Ad], group_by: Sequence[str]) -> list[Reading]:
 
 def classads_to_dicts(ads: Iterable[Any]) -> list[dict[str, Any]]:
     """classad2.ClassAd objects -> the dicts condor_* -json would print for them."""
-    return [json.loads(ad.printJson()) for ad in ads]
+    return [load_json(ad.printJson(), "htcondor2 ad") for ad in ads]
 
 
 def specs() -> list[MetricSpec]:

@@ -8,7 +8,6 @@ is skipped, across restarts too.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -27,6 +26,7 @@ from slurpers.api import (
     Reading,
     Slurper,
     SlurperError,
+    load_json,
     metric_name,
     request_error_reason,
     settings,
@@ -85,10 +85,7 @@ def parse_series(text: str, what: str) -> list[Point]:
     """A pond ``{name, columns, points}`` body; an empty body or missing/empty points means no update."""
     if not text.strip():
         return []
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise PayloadError(f"{what}: not JSON ({exc}): {text[:60]!r}") from None
+    doc = load_json(text, what)  # NaN/Infinity literals are a PayloadError here, not a point
     if not isinstance(doc, dict):
         raise PayloadError(f"{what}: expected a JSON object, got {type(doc).__name__}")
     points = doc.get("points")

@@ -310,3 +310,30 @@ def test_check_names_bad_keys(keys: str, message: str, write_config, runner) -> 
     result = runner.invoke(cli, ["--config", str(path), "check"])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("bad_overflow.json", "condor_status: 1e999 at line 6 column 11 is not a finite number"),
+        ("bad_inf_string.json", "slot slot1@a: attribute Cpus = 'inf' is not a finite number"),
+    ],
+)
+def test_non_finite_numbers_are_payload_errors(name: str, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        slot_readings(parse_ads((D / name).read_text(), "condor_status"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"Name": "a", "Cpus": NaN}]',
+        '[{"Name": "a", "Cpus": -Infinity}]',
+        '[{"Name": "a", "Cpus": Infinity}]',
+    ],
+)
+def test_nan_and_infinity_literals_are_refused(text: str) -> None:
+    with pytest.raises(
+        PayloadError, match=r"condor_status: -?\w+ at line 1 column 24 is not a finite number"
+    ):
+        parse_ads(text, "condor_status")

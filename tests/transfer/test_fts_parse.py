@@ -102,6 +102,8 @@ def test_overview_empty_page_has_no_links() -> None:
         ("overview_no_vo.json", "items[0]: vo_name missing"),
         ("login.html", "ftsmon overview: not JSON"),
         ("empty", "ftsmon overview: empty response"),
+        ("overview_inf.json", "items[0].active: 'inf' is not a finite number"),
+        ("overview_nan.json", "ftsmon overview: NaN at line 1 column 87 is not a finite number"),
     ],
 )
 def test_overview_rejects_bad_pages(name: str, message: str) -> None:
@@ -263,6 +265,17 @@ def test_completion(
     assert c.time == pytest.approx(end) if end is not None else c.time is None
 
 
+def test_queue_ratio_string_inf_is_refused() -> None:
+    doc = {
+        "vo": {
+            "voname": "atlas",
+            "channel": {"links": [{"source_host": "a", "dest_host": "b", "ratio": "inf"}]},
+        }
+    }
+    with pytest.raises(PayloadError, match=r"links\[0\]\.ratio: 'inf' is not a finite number"):
+        fts_parse.queue_links(doc)
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -282,6 +295,8 @@ def test_bad_completion(name: str, message: str) -> None:
         ("", "empty message body"),
         (" \x04", "empty message body"),
         ("[1, 2] ", "not a JSON object"),
+        ('{"active_count": NaN} \x04', "message body: NaN at line 1 column 18 is not a finite number"),
+        ('{"tr_bt_transfered": 1e999}', "message body: 1e999 at line 1 column 22 is not a finite number"),
     ],
 )
 def test_bad_bodies(body: str, message: str) -> None:

@@ -85,6 +85,9 @@ def test_parse_series(name: str, expected: list[Point]) -> None:
         ("bad_value.json", r"points\[0\] in: expected a number, got 'fast'"),
         ("no_time_column.json", "'columns' must name 'time'"),
         ("esnet_snmp_old.json", "old ESnet SNMP API format"),
+        # non-finite values are a malformed payload, not a point and not a gap
+        ("bad_infinity.json", "bad_infinity.json: Infinity at line 1 column 63 is not a finite number"),
+        ("bad_inf_string.json", r"bad_inf_string.json: points\[1\] in: 'inf' is not a finite number"),
     ],
 )
 def test_parse_series_rejects(name: str, message: str) -> None:

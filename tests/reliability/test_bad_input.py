@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -141,7 +140,6 @@ munin_tokens = st.sampled_from(
 munin_text = st.lists(st.lists(munin_tokens, max_size=4).map(" ".join), max_size=8).map("\n".join) | st.text()
 
 
-@pytest.mark.xfail(strict=True, reason="slurpers/munin.py:parse_values turns '1e999' into inf")
 @BOUNDED
 @example("x.value 1e999")
 @given(munin_text)
@@ -150,7 +148,6 @@ def test_munin_fetch_output(text: str) -> None:
     _check(lambda: munin.parse_values(text, "plug"))
 
 
-@pytest.mark.xfail(strict=True, reason="slurpers/munin.py:_set_attr turns min/max '1e999' into inf")
 @BOUNDED
 @example("x.min 1e999")
 @given(munin_text)
@@ -203,9 +200,6 @@ slurm_docs = st.one_of(
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="slurpers/slurm_parse.py:load raises KeyError when 'errors' is an object, not a list"
-)
 @BOUNDED
 @example('{"errors": {"": null}}')
 @given(_text_of(slurm_docs) | st.text())
@@ -245,10 +239,6 @@ def enstore_text(draw: st.DrawFn) -> str:
     return base[:cut] + insert + base[cut:] if draw(st.booleans()) else base[:cut]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="slurpers/enstore.py:parse_queue_length: str.isdigit() accepts '²', then int() raises ValueError",
-)
 @BOUNDED
 @example("²")
 @given(enstore_text() | st.text())
@@ -293,9 +283,6 @@ fts_docs = json_values | st.fixed_dictionaries(
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="slurpers/fts_parse.py:_count/_current (via api.to_float) accept 'inf'"
-)
 @BOUNDED
 @example('{"items": [{"source_se": "a", "dest_se": "b", "vo_name": "c", "active": "inf"}]}')
 @given(_text_of(fts_docs) | st.text())
@@ -331,9 +318,6 @@ netbeam_docs = json_values | st.fixed_dictionaries(
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="slurpers/netbeam.py:parse_series accepts NaN/Infinity (json and 'inf')"
-)
 @BOUNDED
 @example('{"columns": ["time", "in", "out"], "points": [[1700000000000, Infinity, 1]]}')
 @given(_text_of(netbeam_docs) | st.text())

@@ -142,9 +142,13 @@ def _plugin(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def test_hanging_and_broken_plugins_are_isolated(write_config, runner, tmp_path) -> None:
-    good = _plugin(tmp_path, "good", 'if [ "$1" = config ]; then echo "x.label x"; exit 0; fi\necho "x.value 7"\n')
+    good = _plugin(
+        tmp_path, "good", 'if [ "$1" = config ]; then echo "x.label x"; exit 0; fi\necho "x.value 7"\n'
+    )
     hang = _plugin(tmp_path, "hang", 'if [ "$1" = config ]; then echo "x.label x"; exit 0; fi\nsleep 600\n')
-    bad = _plugin(tmp_path, "bad", 'if [ "$1" = config ]; then echo "x.label x"; exit 0; fi\necho "x.value abc"\n')
+    bad = _plugin(
+        tmp_path, "bad", 'if [ "$1" = config ]; then echo "x.label x"; exit 0; fi\necho "x.value abc"\n'
+    )
     cfg = write_config(
         f'[[slurper]]\nid = "good"\ntype = "munin"\nplugin = "{good}"\n\n'
         f'[[slurper]]\nid = "hang"\ntype = "munin"\ntimeout = 1\nplugin = "{hang}"\n\n'

@@ -78,8 +78,8 @@ def test_netbeam_backfill_in_chunks_across_restarts(
     ]:
         for column in ("in", "out"):
             series = archive.fetch(f"nb/{name}.traffic.{column}", begin // 1000 - 60, end // 1000)
-            # rrdtool: the row starting at t holds the update at t + step
-            stored = {t + 60: v for t, v in series.points() if v is not None}
+            # Series.points() labels each row by the end of its interval, like `rrdtool fetch`
+            stored = {t: v for t, v in series.points() if v is not None}
             served = {
                 t: netbeam_value(resource, "traffic", column, t)
                 for t in range(begin // 1000, end // 1000, 60)

@@ -41,6 +41,14 @@ MODULE_TIMEOUT_S = 600.0
 SUITE_BUDGET_S = 15 * 60.0
 #: result keys that compare rexmon with its peer
 RATIO_WORDS = ("ratio", "speedup", "_vs_", "_over_")
+#: ratios a module prints but does not return: (label, rexmon figure, peer figure), dotted keys
+DERIVED = {
+    "bench_scheduler": (
+        ("rexmon / peer CPU", "rexmon.cpu_s_per_minute_steady", "apscheduler_noop_peer.cpu_s_per_minute"),
+        ("rexmon / peer lag p99", "rexmon.lag_p99_s", "apscheduler_noop_peer.lag_p99_s"),
+        ("rexmon / peer peak RSS", "rexmon.rss_peak_mb", "apscheduler_noop_peer.rss_peak_mb"),
+    ),
+}
 
 
 @dataclass
@@ -190,9 +198,15 @@ def _num(v: float) -> str:
     return f"{v:.3g}"
 
 
-def ratios(result: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The figures that compare rexmon with its peer (by their key)."""
-    return [(k, v) for k, v in flatten(result) if any(w in k.rsplit(".", 1)[-1] for w in RATIO_WORDS)]
+def ratios(name: str, result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The figures that compare rexmon with its peer (by their key, or derived from two figures)."""
+    flat = dict(flatten(result))
+    out = [(k, v) for k, v in flat.items() if any(w in k.rsplit(".", 1)[-1] for w in RATIO_WORDS)]
+    for label, ours, peer in DERIVED.get(name, ()):
+        a, b = flat.get(ours), flat.get(peer)
+        if isinstance(a, int | float) and isinstance(b, int | float) and b:
+            out.append((label, a / b))
+    return out
 
 
 def report(outcomes: Sequence[Outcome], info: dict[str, str], quick: bool, wall: float) -> str:
@@ -221,7 +235,11 @@ def report(outcomes: Sequence[Outcome], info: dict[str, str], quick: bool, wall:
         "|---|---|---:|---|",
     ]
     for o in outcomes:
-        cmp = "; ".join(f"{k} = {show(v)}" for k, v in ratios(o.result)) if o.status == "ok" else o.error
+        cmp = (
+            "; ".join(f"{k} = {show(v)}" for k, v in ratios(o.name, o.result))
+            if o.status == "ok"
+            else o.error
+        )
         cmp = cmp.replace("\n", " ").replace("|", "\\|")[:400]
         lines.append(f"| {o.name} | {o.status} | {o.seconds:.0f} | {cmp} |")
     for o in outcomes:

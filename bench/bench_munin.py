@@ -6,7 +6,8 @@ as N "hosts" (N copies of every plugin) to give a load:
   and host, writing RRD files directly;
 - peer: Munin's own munin-node (started on a free loopback port, plugin dir of symlinks) polled by
   ``munin-update`` (run as the munin user) with N hosts in munin.conf, writing its RRD files directly.
-Both run every plugin twice per round (``config``, then the values). Wall time per round and CPU per
+Both run every plugin twice per round (``config``, then the values); ``rexmon run --once`` with no
+slurper is timed too, to show what starting the process costs. Wall time per round and CPU per
 round (rexmon and its plugins; munin-update and munin-node with their plugins) are the medians of
 several rounds after a first round that creates the files. Rounds alternate between the two.
 """
@@ -234,6 +235,7 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
         if not plugins:
             raise RuntimeError(f"no Munin plugin in {PLUGIN_DIR} works here")
         rex_cfg = rexmon_config(tmp / "rexmon", plugins, hosts)
+        empty_cfg = rexmon_config(tmp / "empty", [], hosts)  # what starting rexmon costs
         node = MuninNode(tmp / "node", plugins)
         try:
             mun_cfg = munin_config(tmp / "munin", node.port, hosts)
@@ -241,6 +243,7 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
             mun_first, _ = munin_round(mun_cfg, node)
             rex: list[Round] = []
             mun: list[Round] = []
+            empty: list[Round] = []
             rex_err = mun_err = 0
             for _ in range(rounds):
                 time.sleep(1.0)  # both archives take one value per second per series
@@ -250,11 +253,13 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
                 m, e = munin_round(mun_cfg, node)
                 mun.append(m)
                 mun_err += e
+                empty.append(rexmon_round(empty_cfg)[0])
         finally:
             node.stop()
         rex_files, mun_files = _count_rrd(tmp / "rexmon" / "rrd"), _count_rrd(tmp / "munin" / "db")
     rw, rc = summary([r.wall_s for r in rex]), summary([r.cpu_s for r in rex])
     mw, mc = summary([r.wall_s for r in mun]), summary([r.cpu_s for r in mun])
+    ew, ec = summary([r.wall_s for r in empty]), summary([r.cpu_s for r in empty])
     out = {
         "plugins": plugins,
         "plugin_count": len(plugins),
@@ -263,6 +268,8 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
         "rounds": rounds,
         "rexmon_wall_s": rw,
         "rexmon_cpu_s": rc,
+        "rexmon_startup_wall_s": ew,
+        "rexmon_startup_cpu_s": ec,
         "munin_update_wall_s": mw,
         "munin_update_cpu_s": mc,
         "first_round_wall_s": {"rexmon": rex_first.wall_s, "munin": mun_first.wall_s},
@@ -280,6 +287,7 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
             ("munin-update + munin-node, wall (peer)", mw["median"], _span(mw, "s/round")),
             ("rexmon CPU (incl. plugins)", rc["median"], _span(rc, "CPU-s/round")),
             ("Munin CPU (incl. plugins) (peer)", mc["median"], _span(mc, "CPU-s/round")),
+            ("rexmon run --once with no slurper, CPU", ec["median"], _span(ec, "CPU-s (start-up)")),
             ("munin / rexmon wall", out["ratio_munin_over_rexmon_wall"], "x (target: > 1, rexmon faster)"),
             ("munin / rexmon CPU", out["ratio_munin_over_rexmon_cpu"], "x"),
             (

@@ -71,8 +71,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> b
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"server exited {proc.returncode}: {err[-2000:]}")
+            raise RuntimeError(f"server {proc.args!r} exited {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=30) as resp:
                 return bytes(resp.read())
@@ -107,7 +106,9 @@ def _latency(out: str, label: str) -> float:
 
 
 def start(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Start a server; its output goes to a file (http.server logs every request: a pipe would fill)."""
+    with (cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log").open("wb") as log:
+        return subprocess.Popen(list(argv), cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -94,6 +94,29 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
+def _rrd_readable(path: Path) -> bool:
+    try:
+        rrdtool.info(str(path))
+    except rrdtool.OperationalError:
+        return False
+    return True
+
+
+def _cause(exc: Exception | None, directory: Path) -> str:
+    """rrdtool's message, or (it gives none on ENOSPC) what the file system says."""
+    text = str(exc).strip() if exc is not None else ""
+    try:
+        st = os.statvfs(directory)
+    except OSError as err:
+        return text or f"{err.strerror}"
+    free = st.f_bavail * st.f_frsize
+    if free < 1 << 20:
+        return f"No space left on device ({free // 1024} KiB free in {directory})" + (
+            f"; {text}" if text else ""
+        )
+    return text or "rrdtool gave no reason"
+
+
 _FAILED = 2**62  # "last update" of a file that failed: every update is skipped
 
 
@@ -282,9 +305,14 @@ class Archive:
                 str(path), "--no-overwrite", "--step", str(self.step), "--start", str(start), *args[4:]
             )
         except rrdtool.OperationalError as exc:
-            if path.exists():  # another writer won the race
+            if path.exists() and _rrd_readable(path):  # another writer won the race
                 return int(rrdtool.last(str(path)))
-            raise ArchiveError(f"{metric_id}: cannot create {path}: {exc}") from exc
+            path.unlink(missing_ok=True)  # never leave a half-written file behind
+            raise ArchiveError(f"{metric_id}: cannot create {path}: {_cause(exc, path.parent)}") from exc
+        if not _rrd_readable(path):
+            # librrd can report success on a full disk and leave a short file: check, and say why
+            path.unlink(missing_ok=True)
+            raise ArchiveError(f"{metric_id}: cannot create {path}: {_cause(None, path.parent)}")
         result.created += 1
         return start
 

@@ -231,11 +231,6 @@ def test_disk_full_while_writing_rrds(
     assert all(rrdtool_ok(f)[0] for f in rrd.rglob("*.rrd"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rrd/archive.py:Archive._ensure: rrdtool fails ENOSPC with an empty message, and the error "
-    "says 'cannot create <file>: ' without a cause",
-)
 def test_disk_full_error_names_the_cause(small_disk: Path) -> None:
     """Disk full while creating an RRD file: the error says the disk is full (No space left on device)."""
     archive = Archive(small_disk / "rrd", 60)

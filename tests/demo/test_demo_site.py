@@ -74,13 +74,16 @@ def test_the_alarm_is_notified_to_the_log(demo: Demo) -> None:
 def test_past_and_current_downtimes_are_listed(chromium: Any, demo: Demo) -> None:
     page = chromium.new_page()
     try:
-        page.goto(demo.url + "downtimes")
-        text = page.locator("main").inner_text()
+        page.goto(demo.url + "downtimes")  # the active tab is the default
+        active = page.locator("main").inner_text()
         page.screenshot(path=str(demo.dir / "screenshots" / "downtimes.png"), full_page=True)
+        page.goto(demo.url + "downtimes?which=past")
+        past = page.locator("main").inner_text()
     finally:
         page.close()
-    assert "LTO8 library firmware upgrade" in text
-    assert "cn003 drained for a memory test" in text
+    assert "cn003 drained for a memory test" in active
+    assert "LTO8 library firmware upgrade" not in active
+    assert "LTO8 library firmware upgrade" in past
 
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:

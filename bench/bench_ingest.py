@@ -88,7 +88,11 @@ def run(quick: bool = False, metrics: int = 10_000, rounds: int = 7) -> dict[str
     print_table(
         f"ingestion, {metrics:,} metrics per round, {rounds} rounds (median [min-max])",
         [
-            ("rexmon archive -> rrdcached BATCH", rx["median"], f"values/s [{rx['min']:,.0f}-{rx['max']:,.0f}]"),
+            (
+                "rexmon archive -> rrdcached BATCH",
+                rx["median"],
+                f"values/s [{rx['min']:,.0f}-{rx['max']:,.0f}]",
+            ),
             ("raw rrdcached BATCH (peer)", raw["median"], f"values/s [{raw['min']:,.0f}-{raw['max']:,.0f}]"),
             ("one `rrdtool update` per value (peer)", per_process, "values/s (300-value sample)"),
             ("raw rrdcached / rexmon", out["ratio_raw_over_rexmon"], "x (target: <= 2)"),

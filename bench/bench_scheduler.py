@@ -96,8 +96,16 @@ def _child_peer(n: int, duration: float) -> dict[str, Any]:
 
     for i in range(n):
         first = now + (i / n) * INTERVAL
-        sched.add_job(job, "interval", seconds=INTERVAL, args=([first],), id=str(i),
-                      next_run_time=datetime.fromtimestamp(first, UTC), coalesce=True, max_instances=1)
+        sched.add_job(
+            job,
+            "interval",
+            seconds=INTERVAL,
+            args=([first],),
+            id=str(i),
+            next_run_time=datetime.fromtimestamp(first, UTC),
+            coalesce=True,
+            max_instances=1,
+        )
     cpu0 = cpu_seconds()
     sched.start()
     time.sleep(duration)
@@ -113,8 +121,17 @@ def _child_peer(n: int, duration: float) -> dict[str, Any]:
 
 
 def _spawn(kind: str, n: int, duration: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.bench_scheduler", "--child", kind, "-n", str(n),
-           "--duration", str(duration)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.bench_scheduler",
+        "--child",
+        kind,
+        "-n",
+        str(n),
+        "--duration",
+        str(duration),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration + 600)
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 

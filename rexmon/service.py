@@ -64,6 +64,14 @@ def phase(slurper_id: str, interval: float, now: float) -> float:
     return (offset - now) % interval
 
 
+def lag_metric(shard: str | None) -> str:
+    """``rexmon/scheduler.lag``, or ``rexmon/scheduler.shard<I>of<N>.lag`` for one shard of a scale-out."""
+    if not shard:
+        return make_id(HEALTH, "scheduler.lag")
+    i, n = parse_shard(shard)
+    return make_id(HEALTH, f"scheduler.shard{i}of{n}.lag")
+
+
 def select_slurpers(config: Config, shard: str | None = None) -> list[SlurperConfig]:
     chosen = [s for s in config.slurpers if s.enabled]
     spec = shard if shard is not None else config.scheduler.shard
@@ -170,6 +178,9 @@ class Service:
         self.clock = clock
         if slurpers is None:
             slurpers = [build_slurper(s) for s in select_slurpers(config, shard)]
+        spec = shard if shard is not None else config.scheduler.shard
+        #: each collector of a scale-out has its own lag series (rexmon/scheduler.shard2of3.lag)
+        self.lag_metric = lag_metric(spec)
         self.runner = Runner(config, slurpers, clock)
         self.archive = Archive(
             config.rrd_dir, config.archive.step, config.rrdcached, journal_dir=config.state_dir / "journal"
@@ -314,7 +325,7 @@ class Service:
         if lags:
             self.lags.extend(lags)
             g = SeriesSpec("GAUGE", int(max(120, 2 * self.config.archive.step)), 0, None)
-            updates.append(Update(make_id(HEALTH, "scheduler.lag"), int(self.clock()), max(lags), g))
+            updates.append(Update(self.lag_metric, int(self.clock()), max(lags), g))
         res = self.archive.write(updates) if updates else WriteResult()
         with self._totals_lock:
             self.totals.written += res.written

@@ -170,3 +170,11 @@ def test_metrics_json_lists_id_value_time(write_config, runner) -> None:
     assert by_id["g/jobs.running"]["value"] == 5.0 and by_id["g/jobs.idle"]["value"] is None
     assert abs(by_id["g/jobs.running"]["time"] - time.time()) < 120
     assert Path(cfg.rrd_dir / "g" / "jobs.running.rrd").is_file()
+
+
+def test_each_shard_has_its_own_lag_series() -> None:
+    from rexmon.service import lag_metric
+
+    assert lag_metric("") == "rexmon/scheduler.lag"
+    assert lag_metric("2/3") == "rexmon/scheduler.shard2of3.lag"
+    assert lag_metric("1/3") != lag_metric("2/3")

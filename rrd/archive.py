@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import rrdtool
 
@@ -32,7 +32,7 @@ class ArchiveError(Exception):
     """The archive could not be read or written; the message names the metric and the cause."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SeriesSpec:
     """What the archive needs to create a file: the DS type, its bounds and heartbeat."""
 
@@ -42,7 +42,7 @@ class SeriesSpec:
     max: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Update:
     metric_id: str
     time: int
@@ -117,7 +117,6 @@ def _cause(exc: Exception | None, directory: Path) -> str:
     return text or "rrdtool gave no reason"
 
 
-_FAILED = 2**62  # "last update" of a file that failed: every update is skipped
 
 
 class Archive:
@@ -150,7 +149,8 @@ class Archive:
         self._remote = bool(rrdcached) and not rrdcached.startswith("unix:")
         if any(c in str(self.rrd_dir) for c in "\n\r"):
             raise ArchiveError(f"rrd_dir {str(self.rrd_dir)!r} contains a line break")
-        self._last: dict[str, int] = {}
+        #: per metric written by this process: [last update time, "UPDATE <file> " prefix, is GAUGE]
+        self._meta: dict[str, list[Any]] = {}
         self._names: dict[str, tuple[Path, str]] = {}
         #: per metric: "UPDATE <name> " for rrdcached, "" when writing files directly
         self._prefix: dict[str, str] = {}
@@ -230,57 +230,59 @@ class Archive:
         (10,000s of values per second): one pass, file names and last-update times cached.
         """
         result = WriteResult()
-        last_seen = self._last
-        get = last_seen.get
-        prefixes = self._prefix
+        meta = self._meta
+        get = meta.get
+        failed: set[str] = set()
         mids: list[str] = []
         lines: list[str] = []  # "UPDATE <file> <ts>:<value>" (rrdcached) or "<ts>:<value>" (direct)
         skipped = 0
+        prev_t, tcolon = -1, ""
         with self._lock:
             for u in updates:
                 mid = u.metric_id
-                last = get(mid)
-                if last is None:
-                    last = self._ensure_or_fail(mid, u, result)
+                m = get(mid)
+                if m is None:
+                    m = None if mid in failed else self._first_sight(mid, u, result)
+                    if m is None:
+                        failed.add(mid)
+                        continue
                 t = u.time
-                if t <= last:
-                    if last != _FAILED:
-                        skipped += 1
+                if t <= m[0]:
+                    skipped += 1
                     continue
-                last_seen[mid] = t
+                m[0] = t
+                if t != prev_t:  # a batch mostly shares one timestamp: format it once
+                    prev_t, tcolon = t, f"{t}:"
                 v = u.value
                 # v - v is non-zero only for NaN and +-inf: both are unknown to rrdtool
                 if v is None or v - v:
                     text = "U"
-                elif u.spec.ds_type == "GAUGE":
+                elif m[2]:
                     text = repr(v)
                 else:
                     text = str(int(v))  # librrd takes only integers for COUNTER/DERIVE/ABSOLUTE
                 mids.append(mid)
-                lines.append(f"{prefixes[mid]}{t}:{text}")
+                lines.append(m[1] + tcolon + text)
             result.skipped_old = skipped
-            for mid, _ in result.errors:  # try to create it again next time
-                if last_seen.get(mid) == _FAILED:
-                    del last_seen[mid]
             if self._client is not None:
                 self._journaled_batch(mids, lines, result)
             else:
                 self._update_files(mids, lines, result)
         return result
 
-    def _ensure_or_fail(self, mid: str, first: Update, result: WriteResult) -> int:
+    def _first_sight(self, mid: str, first: Update, result: WriteResult) -> list[Any] | None:
+        """The metric's cached record [last update, line prefix, is GAUGE]; None if its file failed."""
         try:
-            return self._ensure(mid, first, result)
+            last = self._ensure(mid, first, result)
         except (ArchiveError, RRDCachedError, OSError) as exc:
             result.errors.append((mid, str(exc)))
-            self._last[mid] = _FAILED
-            return _FAILED
+            return None
+        record: list[Any] = [last, self._prefix[mid], first.spec.ds_type == "GAUGE"]
+        self._meta[mid] = record
+        return record
 
     def _ensure(self, metric_id: str, first: Update, result: WriteResult) -> int:
         """Create the file if needed; return its last update time (cached after the first look)."""
-        known = self._last.get(metric_id)
-        if known is not None:
-            return known
         path, name = self._name(metric_id)
         start = first.time - self.step
         args = ["-s", str(self.step), "-b", str(start), ds_arg(first.spec), *rra_args(self.step)]
@@ -320,33 +322,34 @@ class Archive:
         """Journal the lines, then send them; nothing is sent that is not journaled first."""
         if not commands:
             return
+        data = ("\n".join(commands) + "\n").encode()  # encoded once, for the journal and the BATCH
         try:
             if self._journal is None:
                 self._journal = self._open_journal()
-            self._journal.append(commands)
+            self._journal.append(data)
         except (OSError, JournalError, RRDCachedError) as exc:
             for mid in set(mids):
-                self._last.pop(mid, None)
+                self._meta.pop(mid, None)
             result.errors.extend((mid, f"not written, journal failed: {exc}") for mid in dict.fromkeys(mids))
             return
         self._dirty.update(mids)
         self._in_flight = len(commands)
         try:
-            self._send_batch(mids, commands, result)
+            self._send_batch(mids, data, len(commands), result)
         finally:
             self._in_flight = 0
         if self._journal.size > self.journal_limit:
             self._sync_locked()
 
-    def _send_batch(self, mids: list[str], commands: list[str], result: WriteResult) -> None:
+    def _send_batch(self, mids: list[str], data: bytes, count: int, result: WriteResult) -> None:
         assert self._client is not None
         # names are sanitised ids under rrd_dir (checked once in __init__): no line breaks possible
         try:
-            reply = self._client.batch(commands, trusted=True)
+            reply = self._client.batch_encoded(data, count)
         except RRDCachedError as exc:
             # nothing of this batch is known to be written; forget cached last-times so a retry works
             for mid in set(mids):
-                self._last.pop(mid, None)
+                self._meta.pop(mid, None)
             result.errors.extend((mid, str(exc)) for mid in dict.fromkeys(mids))
             return
         failed = 0
@@ -357,7 +360,7 @@ class Archive:
                 result.skipped_old += 1
             else:
                 result.errors.append((mid, msg))
-                self._last.pop(mid, None)
+                self._meta.pop(mid, None)
         result.written += len(mids) - failed
 
     def _update_files(self, mids: list[str], values: list[str], result: WriteResult) -> None:
@@ -369,7 +372,7 @@ class Archive:
                 rrdtool.update(str(self._name(mid)[0]), *vals)
                 result.written += len(vals)
             except rrdtool.OperationalError as exc:
-                self._last.pop(mid, None)
+                self._meta.pop(mid, None)
                 result.errors.append((mid, str(exc)))
 
     # -- reading ---------------------------------------------------------------------------------
@@ -378,7 +381,7 @@ class Archive:
         if self._client is None:
             return
         if metric_id is None:
-            self.flush_many(list(self._last))
+            self.flush_many(list(self._meta))
         else:
             self._client.flush(self._name(metric_id)[1])
 

@@ -39,11 +39,8 @@ class UpdateJournal:
             raise JournalError(f"cannot open the update journal in {self.directory}: {exc}") from exc
         self.size = os.fstat(self._fd).st_size
 
-    def append(self, lines: list[str]) -> None:
-        """Write the lines before they are sent; raises OSError (e.g. disk full) so nothing is sent."""
-        if not lines:
-            return
-        data = ("\n".join(lines) + "\n").encode()
+    def append(self, data: bytes) -> None:
+        """Write newline-terminated lines before they are sent; OSError (e.g. disk full): send nothing."""
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)

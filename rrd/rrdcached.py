@@ -144,9 +144,12 @@ class RRDCachedClient:
         if not trusted:
             for c in commands:
                 _check_line(c)
-        payload = b"BATCH\n" + "\n".join(commands).encode() + b"\n.\n"
+        return self.batch_encoded(("\n".join(commands) + "\n").encode(), len(commands))
+
+    def batch_encoded(self, body: bytes, count: int) -> BatchResult:
+        """BATCH of already encoded, newline-terminated command lines (validated by the caller)."""
         with self._lock:
-            go, done = self._roundtrip(payload, reply_count=2)
+            go, done = self._roundtrip(b"BATCH\n" + body + b".\n", reply_count=2)
         if go[0] != 0:
             raise RRDCachedError(f"rrdcached refused BATCH: {go[1]}")
         errors = []
@@ -156,7 +159,7 @@ class RRDCachedClient:
                 errors.append((int(num) - 1, msg))
             except ValueError:
                 errors.append((-1, line))
-        return BatchResult(len(commands), errors)
+        return BatchResult(count, errors)
 
     def flush(self, filename: str) -> None:
         code, msg, _ = self.command(f"FLUSH {filename}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -164,3 +165,27 @@ def test_kill_9_during_delivery_then_restart_delivers_everything_once(
     assert done.returncode == 0, done.stderr
     assert [m["Subject"] for m in smtp_server.messages] == ["[rexmon] CRITICAL room/temp = 95"]
     assert [b["title"] for b in http_receiver.bodies] == ["[rexmon] CRITICAL room/temp = 95"]
+
+
+def test_downtime_filed_by_the_cli_silences_and_its_end_notifies_at_once(
+    tmp_path, write_config, runner, smtp_server, http_receiver
+) -> None:
+    """A breach inside a downtime filed with `rexmon downtime add` sends nothing; ending it sends at once."""
+    cfg = setup(tmp_path, write_config, smtp_server, http_receiver.url(), 95)
+    filed = runner.invoke(cli, ["--config", str(cfg), "downtime", "add", "--scope", "room/*", "--start", "now",
+                                "--duration", "2h", "--reason", "chiller maintenance", "--author", "ops"])  # fmt: skip
+    assert filed.exit_code == 0, filed.output
+    run_once(runner, cfg)
+    assert smtp_server.messages == [] and http_receiver.bodies == []
+    listed = runner.invoke(cli, ["--config", str(cfg), "alarms", "list", "--json"])
+    state = {s["metric_id"]: s for s in json.loads(listed.output)}["room/temp"]
+    assert state["state"] == "CRITICAL" and state["in_downtime"] is True
+    time.sleep(1.1)
+    run_once(runner, cfg)  # still in the downtime, still bad: still quiet
+    assert smtp_server.messages == []
+    ended = runner.invoke(cli, ["--config", str(cfg), "downtime", "end", "1", "--author", "ops"])
+    assert ended.exit_code == 0, ended.output
+    time.sleep(1.1)
+    run_once(runner, cfg)
+    assert [m["Subject"] for m in smtp_server.messages] == ["[rexmon] CRITICAL room/temp = 95"]
+    assert len(http_receiver.bodies) == 1

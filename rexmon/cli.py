@@ -129,7 +129,10 @@ def run(ctx: click.Context, once: bool, shard: str | None) -> None:
         errs = service.totals.errors
         for mid, msg in errs:
             click.echo(f"archive: {mid}: {msg}", err=True)
-        sys.exit(EXIT_FAIL if failed or errs else EXIT_OK)
+        if service.alarm_failures:
+            click.echo("alarms: could not be evaluated or delivered (see the log); the values are archived",
+                       err=True)  # fmt: skip
+        sys.exit(EXIT_FAIL if failed or errs or service.alarm_failures else EXIT_OK)
     _serve_until_signal(service.start, service.stop)
 
 

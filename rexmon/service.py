@@ -201,6 +201,8 @@ class Service:
             self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR
         )
         self.lags: list[float] = []
+        self.alarm_failures = 0
+        self._alarms_ok = True
         self.totals = WriteResult()
         self._totals_lock = threading.Lock()
 
@@ -239,8 +241,8 @@ class Service:
             done = list(results)
         self._write(done)
         if self.alarms is not None:
-            self.alarms.tick(self.clock())
-            self.alarms.close()
+            self._alarms_do("tick", lambda: self.alarms.tick(self.clock()))  # type: ignore[union-attr]
+            self._alarms_do("close", self.alarms.close)
         for s in self.runner.slurpers.values():
             _safe_close(s)
         self.archive.close()
@@ -313,7 +315,7 @@ class Service:
             try:
                 self._write(batch)
                 if self.alarms is not None:
-                    self.alarms.tick(self.clock())
+                    self._alarms_do("tick", lambda: self.alarms.tick(self.clock()))  # type: ignore[union-attr]
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
 
@@ -351,8 +353,31 @@ class Service:
                     log.exception("slurper %s: on_archived failed", r.slurper_id)
         if self.alarms is not None:  # a collector that does not evaluate has the inbox as its sink
             obs = [o for r in results for o in r.observations if o.metric_id not in failed]
-            self.alarms.observe(obs, self.clock())
+            self._alarms_do("evaluation", lambda: self.alarms.observe(obs, self.clock()))  # type: ignore[union-attr]
         return res
+
+    def _alarms_do(self, what: str, call: Callable[[], None]) -> bool:
+        """Run one alarm step; if the database is away, say so once, keep archiving, and recover later.
+
+        Values are archived before this point, so nothing is lost; alarms judge the values that arrive
+        once the database answers again.
+        """
+        try:
+            call()
+        except Exception as exc:
+            self.alarm_failures += 1
+            if self._alarms_ok:
+                first = (str(exc).splitlines() or [""])[0][:300]
+                log.error(
+                    "alarms: %s failed (%s: %s); values are still archived, alarms resume when the "
+                    "database answers again", what, type(exc).__name__, first,
+                )  # fmt: skip
+            self._alarms_ok = False
+            return False
+        if not self._alarms_ok:
+            log.warning("alarms: the database answers again; evaluation resumed")
+        self._alarms_ok = True
+        return True
 
 
 def _safe_close(s: Slurper) -> None:

@@ -34,8 +34,10 @@ def receiver() -> HTTPReceiver:
     r.close()
 
 
-def test_postgresql_down_for_a_while(tmp_path: Path, write_config, receiver, caplog) -> None:  # type: ignore[no-untyped-def]
-    """PostgreSQL stopped under `rexmon run`: one clear log line, values still archived, alarms resume after."""
+def test_postgresql_down_for_a_while(  # type: ignore[no-untyped-def]
+    tmp_path: Path, write_config, receiver, caplog
+) -> None:
+    """PostgreSQL stopped under `rexmon run`: one log line, values still archived, alarms resume after."""
     caplog.set_level(logging.INFO)
     pg = start_postgres(Path(tempfile.mkdtemp(prefix="rexmon-pg-down-")))
     value = tmp_path / "value.txt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +40,9 @@ def test_postgresql_down_for_a_while(  # type: ignore[no-untyped-def]
 ) -> None:
     """PostgreSQL stopped under `rexmon run`: one log line, values still archived, alarms resume after."""
     caplog.set_level(logging.INFO)
-    pg = start_postgres(Path(tempfile.mkdtemp(prefix="rexmon-pg-down-")))
+    pg_dir = Path(tempfile.mkdtemp(prefix="rexmon-pg-down-"))
+    pg_dir.chmod(0o755)
+    pg = start_postgres(pg_dir)
     value = tmp_path / "value.txt"
     value.write_text("95\n")
     plugin = _plugin(tmp_path / "plugins", value)
@@ -65,6 +68,7 @@ def test_postgresql_down_for_a_while(  # type: ignore[no-untyped-def]
     finally:
         service.stop()
         pg.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
     assert "CRITICAL room/temp" in receiver.bodies[0]["title"]
     assert "RECOVERY room/temp" in receiver.bodies[1]["title"]
     assert "alarms: the database answers again; evaluation resumed" in caplog.text

@@ -237,6 +237,7 @@ class Archive:
         lines: list[str] = []  # "UPDATE <file> <ts>:<value>" (rrdcached) or "<ts>:<value>" (direct)
         skipped = 0
         prev_t, tcolon = -1, ""
+        add_mid, add_line = mids.append, lines.append
         with self._lock:
             for u in updates:
                 mid = u.metric_id
@@ -261,8 +262,8 @@ class Archive:
                     text = repr(v)
                 else:
                     text = str(int(v))  # librrd takes only integers for COUNTER/DERIVE/ABSOLUTE
-                mids.append(mid)
-                lines.append(m[1] + tcolon + text)
+                add_mid(mid)
+                add_line(m[1] + tcolon + text)
             result.skipped_old = skipped
             if self._client is not None:
                 self._journaled_batch(mids, lines, result)

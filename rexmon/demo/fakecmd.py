@@ -13,13 +13,13 @@ import os
 import re
 import stat
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from rexmon.demo import batch_sim as sim
+from rexmon.demo.httpd import LoopbackHTTP
 
 log = logging.getLogger(__name__)
 COMMANDS = ("condor_status", "condor_q", "squeue", "sinfo", "sdiag", "enstore")
@@ -125,15 +125,11 @@ class FakeSlurmrestd:
         self.token = token
         self.responder = responder or simulated_responder()
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackHTTP("fake-slurmrestd")
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSlurmrestd is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> FakeSlurmrestd:
         owner = self
@@ -155,22 +151,11 @@ class FakeSlurmrestd:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("slurmrestd: " + format, *args)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-slurmrestd", daemon=True
-        )
-        self._thread.start()
+        self._http.serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        self._http.stop()
 
 
 if __name__ == "__main__":

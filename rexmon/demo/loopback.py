@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from rexmon.demo import batch_sim as sim
+from rexmon.demo.httpd import LoopbackHTTP
 
 log = logging.getLogger(__name__)
 SAAG_PATH = "/enstore/enstore_status_only.html"
@@ -30,16 +31,12 @@ class LoopbackPeer:
         self.clock = clock
         self.seed = seed
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackHTTP("demo-loopback")
 
     @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:40123."""
-        if self._server is None:
-            raise RuntimeError("LoopbackPeer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     @property
     def notify_url(self) -> str:
@@ -98,18 +95,9 @@ class LoopbackPeer:
 
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.touch()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-loopback", daemon=True)
-        self._thread.start()
+        self._http.serve(Handler)
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        self._http.stop()

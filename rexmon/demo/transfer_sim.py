@@ -10,15 +10,16 @@ import json
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import stomp
+
+from rexmon.demo.httpd import LoopbackHTTP
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
@@ -194,13 +195,11 @@ class TransferSim:
     netbeam_nulls: int = 0
     faults: list[Fault] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _http: LoopbackHTTP = field(default_factory=lambda: LoopbackHTTP("transfer-sim"))
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the simulator first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     @property
     def ftsmon_url(self) -> str:
@@ -211,19 +210,11 @@ class TransferSim:
         return self.url + NETBEAM_PREFIX
 
     def start(self) -> TransferSim:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="transfer-sim", daemon=True)
-        self._thread.start()
+        self._http.serve(_handler(self))
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._server, self._thread = None, None
+        self._http.stop()
 
     def respond(self, path: str, query: Mapping[str, str]) -> tuple[int, str]:
         """(status, body) for a request; faults first, then ftsmon, then Netbeam, else 404."""

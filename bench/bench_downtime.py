@@ -6,15 +6,12 @@ measured in the same run: for every metric, fnmatch every pattern of every windo
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
-import json
 import random
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, summary
+from bench.common import print_table, standalone, summary
 from downtime.index import DowntimeIndex
 from downtime.windows import Window
 
@@ -96,13 +93,7 @@ def run(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    out = run(quick=args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    standalone(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,12 @@ Peers measured in the same run, on the same rrdcached and the same files:
 
 from __future__ import annotations
 
-import argparse
-import json
 import socket
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, scratch, summary
+from bench.common import print_table, scratch, standalone, summary
 from rrd.archive import Archive, SeriesSpec, Update
 from tests.fixtures.rrdcached import start_rrdcached
 
@@ -112,13 +109,7 @@ def _rrdtool_update_rate(archive: Archive, ids: list[str], t: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    out = run(quick=args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    standalone(run, __doc__)
 
 
 if __name__ == "__main__":

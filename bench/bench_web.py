@@ -6,8 +6,6 @@ Run: ``.venv/bin/python -m bench.bench_web [--quick] [--json out.json]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import subprocess
 import time
@@ -15,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile, print_table, scratch
+from bench.common import percentile, print_table, scratch, standalone
 from downtime.db import upgrade
 from rexmon.config import load
 from rrd.archive import Archive, SeriesSpec, Update
@@ -129,13 +127,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    out = run(quick=args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    standalone(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ Each endpoint is loaded for a few seconds, several times (median [min-max]).
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -22,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, scratch, summary
+from bench.common import print_table, scratch, standalone, summary
 from rrd.archive import Archive, SeriesSpec, Update
 from tests.fixtures.rrdcached import free_port
 
@@ -203,13 +201,7 @@ def _print(out: dict[str, Any], metrics: int, seconds: float, repeats: int, page
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    out = run(quick=args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    standalone(run, __doc__)
 
 
 if __name__ == "__main__":

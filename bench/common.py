@@ -7,7 +7,7 @@ import resource
 import shutil
 import statistics
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,3 +63,17 @@ def print_table(title: str, rows: Sequence[tuple[str, Any, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"  {name:<{width}}  {fmt(value):>14}  {note}")
+
+
+def standalone(run: Callable[..., dict[str, Any]], doc: str | None) -> None:
+    """``python -m bench.<name> [--quick] [--json FILE]``: run one benchmark on its own."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--quick", action="store_true", help="fewer rounds, smaller workload")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = ap.parse_args()
+    out = run(quick=args.quick)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))

@@ -7,34 +7,50 @@ PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 REXMON := $(VENV)/bin/rexmon
 
-# rrdtool/rrdcached: the archive; munin-*: real plugins for tests, munin (munin-update) for the Munin benchmark;
-# postgresql, activemq, chromium: real peers the tests start on loopback; npm: the chart library.
-APT_PKGS := librrd-dev rrdtool rrdcached pkg-config munin munin-node munin-plugins-core \
-            postgresql activemq chromium chromium-driver wrk
+# What rexmon itself needs (and so `make demo`): the archive (rrdtool, rrdcached) and Munin's plugins.
+APT_RUN  := librrd-dev rrdtool rrdcached pkg-config munin-plugins-core
+# What the tests and benchmarks add: real peers started on loopback (PostgreSQL, ActiveMQ, headless
+# Chromium), munin-node + munin-update for the Munin benchmark, wrk for the web load test.
+APT_TEST := munin munin-node postgresql activemq chromium chromium-driver wrk
 
-.PHONY: all setup apt venv test demo bench soak lint clean
-all: test
-
-setup: $(VENV)/.installed web/static/vendor/.installed
-
-apt: $(VENV)/.apt
-$(VENV)/.apt: Makefile
-	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+# $(call apt_install,PACKAGES): install the missing ones (apt-get update once per checkout, only if needed)
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
+	  mkdir -p $(VENV); \
+	  [ -f $(VENV)/.apt-updated ] || { $$SUDO apt-get update -qq && touch $(VENV)/.apt-updated; } && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@# the Debian services must not run on their own: tests and the demo start what they need
-	@-systemctl disable --now rrdcached activemq postgresql munin-node >/dev/null 2>&1 || true
+endef
+
+.PHONY: all setup test-setup test demo bench soak lint clean
+all: test
+
+setup: $(VENV)/.installed web/static/vendor/.installed
+test-setup: setup $(VENV)/.apt-test $(VENV)/.installed-test
+
+$(VENV)/.apt: Makefile
+	$(call apt_install,$(APT_RUN))
+	@# Debian's rrdcached service must not run on its own: rexmon and the tests start what they need
+	@-systemctl disable --now rrdcached >/dev/null 2>&1 || true
 	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.apt-test: Makefile $(VENV)/.apt
+	$(call apt_install,$(APT_TEST))
+	@-systemctl disable --now activemq postgresql munin-node >/dev/null 2>&1 || true
+	@touch $@
 
 $(VENV)/bin/python: | $(VENV)/.apt
 	python3 -m venv $(VENV)
 	$(PIP) install -q -U pip
 
 $(VENV)/.installed: pyproject.toml $(VENV)/bin/python $(VENV)/.apt
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[test,postgres]'
 	touch $@
 
@@ -45,19 +61,19 @@ web/static/vendor/.installed: web/package.json | $(VENV)/.apt
 	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/static/vendor/
 	touch $@
 
-test: setup
+test: test-setup
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: setup
 	$(REXMON) demo $(DEMO_ARGS)
 
-bench: setup
+bench: test-setup
 	$(PY) -m bench $(BENCH_ARGS)
 
-soak: setup
+soak: test-setup
 	REXMON_SOAK=1 $(PY) -m pytest -q -m slow tests/reliability
 
-lint: setup
+lint: test-setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 clean:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from alarms.globs import GlobIndex
+from downtime.index import DowntimeIndex
 from downtime.windows import Window
 
 
@@ -17,23 +17,8 @@ class Coverage(Protocol):
         ...
 
 
-class WindowIndex:
-    """A :class:`Coverage` over a list of windows: scope globs bucketed, candidates cached per metric."""
-
-    def __init__(self, windows: Iterable[Window]) -> None:
-        self._windows = sorted(windows, key=lambda w: (w.start, w.downtime_id))
-        self._index: GlobIndex[Window] = GlobIndex((w.scope, w) for w in self._windows)
-        self._cache: dict[str, list[Window]] = {}
-
-    def covering(self, metric_id: str, t: float) -> list[Window]:
-        """The windows covering ``metric_id`` at ``t``."""
-        cands = self._cache.get(metric_id)
-        if cands is None:
-            cands = self._cache[metric_id] = self._index.matches(metric_id)
-        return [w for w in cands if w.start <= t < w.end] if cands else []
-
-
-NO_DOWNTIME = WindowIndex(())
+#: no downtimes at all
+NO_DOWNTIME: Coverage = DowntimeIndex(())
 
 
 def strongest(windows: Sequence[Window]) -> Window | None:

@@ -13,10 +13,10 @@ import statistics
 import time
 from typing import Any
 
-from alarms.coverage import WindowIndex
 from alarms.engine import Engine, MetricRecord, classify
 from alarms.observation import Observation
 from alarms.rules import Rule, RuleSet
+from downtime.index import DowntimeIndex
 from downtime.windows import Window
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _rounds(obs: list[Observation], rule_cfg: list[Any], windows: list[Window]) 
     """A cold round (rules compiled, downtimes indexed, no previous state) and the warm round after it."""
     t0 = time.perf_counter()
     engine = Engine(RuleSet.from_config(rule_cfg))
-    index = WindowIndex(windows)
+    index = DowntimeIndex(windows)
     first = engine.observe({}, obs, NOW, index)
     cold = time.perf_counter() - t0
     later = [

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from alarms.coverage import WindowIndex
 from alarms.engine import Engine, FlapSettings, MetricRecord
 from alarms.observation import Observation
 from alarms.rules import RuleSet
+from downtime.index import DowntimeIndex
 from downtime.windows import Window
 from rexmon.config import AlarmRule
 
@@ -29,7 +29,7 @@ def play(
     """Run steps ("v", t, value) / ("tick", t) / ("ack", t); return notices as "t kind STATE" and records."""
     rules = [AlarmRule(match=["host/*"], **rule)] if rule else []
     engine = Engine(RuleSet.from_config(rules), flap)
-    index = WindowIndex(windows)
+    index = DowntimeIndex(windows)
     records: dict[str, MetricRecord] = {}
     seen: list[str] = []
     for step in steps:

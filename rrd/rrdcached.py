@@ -202,19 +202,6 @@ class RRDCachedClient:
             raise RRDCachedError(f"CREATE {filename}: {msg}")
         return True
 
-    def stats(self) -> dict[str, int]:
-        code, msg, extra = self.command("STATS")
-        if code < 0:
-            raise RRDCachedError(f"STATS: {msg}")
-        out = {}
-        for line in extra:
-            k, _, v = line.partition(":")
-            try:
-                out[k.strip()] = int(v.strip())
-            except ValueError:
-                continue
-        return out
-
 
 def _check_line(line: str) -> None:
     # a newline inside an argument would inject a second command

@@ -18,7 +18,7 @@ import rrdtool
 
 from rrd.journal import JournalError, UpdateJournal, read_lines
 from rrd.names import id_from_path, path_for, relpath
-from rrd.rrdcached import RRDCachedClient, RRDCachedError
+from rrd.rrdcached import BatchStream, RRDCachedClient, RRDCachedError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ DSType = Literal["GAUGE", "COUNTER", "DERIVE", "ABSOLUTE"]
 DS_NAME = "value"
 CFS = ("AVERAGE", "MIN", "MAX")
 DAY = 86400
+#: lines per part of a streamed BATCH (see Archive.write)
+CHUNK = 1024
 
 
 class ArchiveError(Exception):
@@ -117,8 +119,6 @@ def _cause(exc: Exception | None, directory: Path) -> str:
     return text or "rrdtool gave no reason"
 
 
-
-
 class Archive:
     """One RRD archive under ``rrd_dir``, optionally fronted by rrdcached.
 
@@ -140,6 +140,8 @@ class Archive:
         self.step = int(step)
         self.rrdcached = rrdcached
         self._client = RRDCachedClient(rrdcached) if rrdcached else None
+        #: CREATE and LAST of files first seen while a streamed BATCH holds ``_client`` (second connection)
+        self._control = RRDCachedClient(rrdcached) if rrdcached else None
         #: with rrdcached: rexmon's write-ahead log of updates (opened by the first write only)
         self.journal_dir = Path(journal_dir) if journal_dir else self.rrd_dir / ".journal"
         self.journal_limit = journal_limit
@@ -165,6 +167,8 @@ class Archive:
                 self._journal = None
         if self._client is not None:
             self._client.close()
+        if self._control is not None:
+            self._control.close()
 
     # -- the write-ahead journal (rrdcached only) ------------------------------------------------------
     def _open_journal(self) -> UpdateJournal:
@@ -227,49 +231,116 @@ class Archive:
 
         Updates of one metric must come oldest first (the service sorts each slurper's readings);
         an update not newer than the metric's last one is skipped as old. This is the hot path
-        (10,000s of values per second): one pass, file names and last-update times cached.
+        (10,000s of values per second): one pass, file names and last-update times cached. Through
+        rrdcached the batch is formatted, journaled and sent in parts of ``CHUNK`` lines, so rrdcached
+        applies one part while the next is formatted.
         """
         result = WriteResult()
-        meta = self._meta
-        get = meta.get
         failed: set[str] = set()
+        with self._lock:
+            if self._client is None:
+                mids, lines = self._format(updates, result, failed)
+                self._update_files(mids, lines, result)
+            else:
+                self._write_cached(updates, result, failed)
+        return result
+
+    def _format(
+        self, updates: Iterable[Update], result: WriteResult, failed: set[str]
+    ) -> tuple[list[str], list[str]]:
+        """(metric ids, lines) of the updates to write: "UPDATE <file> <ts>:<value>" or "<ts>:<value>"."""
+        get = self._meta.get
         mids: list[str] = []
-        lines: list[str] = []  # "UPDATE <file> <ts>:<value>" (rrdcached) or "<ts>:<value>" (direct)
+        lines: list[str] = []
         skipped = 0
         prev_t, tcolon = -1, ""
         add_mid, add_line = mids.append, lines.append
-        with self._lock:
-            for u in updates:
-                mid = u.metric_id
-                m = get(mid)
+        for u in updates:
+            mid = u.metric_id
+            m = get(mid)
+            if m is None:
+                m = None if mid in failed else self._first_sight(mid, u, result)
                 if m is None:
-                    m = None if mid in failed else self._first_sight(mid, u, result)
-                    if m is None:
-                        failed.add(mid)
-                        continue
-                t = u.time
-                if t <= m[0]:
-                    skipped += 1
+                    failed.add(mid)
                     continue
-                m[0] = t
-                if t != prev_t:  # a batch mostly shares one timestamp: format it once
-                    prev_t, tcolon = t, f"{t}:"
-                v = u.value
-                # v - v is non-zero only for NaN and +-inf: both are unknown to rrdtool
-                if v is None or v - v:
-                    text = "U"
-                elif m[2]:
-                    text = repr(v)
-                else:
-                    text = str(int(v))  # librrd takes only integers for COUNTER/DERIVE/ABSOLUTE
-                add_mid(mid)
-                add_line(m[1] + tcolon + text)
-            result.skipped_old = skipped
-            if self._client is not None:
-                self._journaled_batch(mids, lines, result)
+            t = u.time
+            if t <= m[0]:
+                skipped += 1
+                continue
+            m[0] = t
+            if t != prev_t:  # a batch mostly shares one timestamp: format it once
+                prev_t, tcolon = t, f"{t}:"
+            v = u.value
+            # v - v is non-zero only for NaN and +-inf: both are unknown to rrdtool
+            if v is None or v - v:
+                text = "U"
+            elif m[2]:
+                text = repr(v)
             else:
-                self._update_files(mids, lines, result)
-        return result
+                text = str(int(v))  # librrd takes only integers for COUNTER/DERIVE/ABSOLUTE
+            add_mid(mid)
+            add_line(m[1] + tcolon + text)
+        result.skipped_old += skipped
+        return mids, lines
+
+    def _write_cached(self, updates: Iterable[Update], result: WriteResult, failed: set[str]) -> None:
+        """Format, journal and send part by part; nothing is sent that is not journaled first."""
+        assert self._client is not None
+        items = updates if isinstance(updates, list) else list(updates)
+        sent: list[str] = []  # metric id of every line sent, in order: rrdcached numbers its errors
+        stream = self._client.stream()
+        journal_error: Exception | None = None
+        try:
+            for i in range(0, len(items), CHUNK):
+                mids, lines = self._format(items[i : i + CHUNK], result, failed)
+                if not lines:
+                    continue
+                if journal_error is None:
+                    data = ("\n".join(lines) + "\n").encode()  # once, for the journal and the BATCH
+                    try:
+                        if self._journal is None:
+                            self._journal = self._open_journal()
+                        self._journal.append(data)
+                    except (OSError, JournalError, RRDCachedError) as exc:
+                        journal_error = exc
+                if journal_error is not None:
+                    # not sent: forget the cached last-times so that a retry is not skipped as old
+                    for mid in mids:
+                        self._meta.pop(mid, None)
+                    msg = f"not written, journal failed: {journal_error}"
+                    result.errors.extend((mid, msg) for mid in dict.fromkeys(mids))
+                    continue
+                self._dirty.update(mids)
+                self._in_flight += len(lines)
+                sent += mids
+                stream.send(data, len(lines))
+            if sent:
+                self._finish(stream, sent, result)
+        finally:
+            stream.close()
+            self._in_flight = 0
+        if self._journal is not None and self._journal.size > self.journal_limit:
+            self._sync_locked()
+
+    def _finish(self, stream: BatchStream, mids: list[str], result: WriteResult) -> None:
+        try:
+            reply = stream.finish()
+        except RRDCachedError as exc:
+            # nothing of this batch is known to be written; forget cached last-times so a retry works
+            for mid in set(mids):
+                self._meta.pop(mid, None)
+            result.errors.extend((mid, str(exc)) for mid in dict.fromkeys(mids))
+            return
+        failed = 0
+        for idx, msg in reply.errors:
+            mid = mids[idx] if 0 <= idx < len(mids) else "?"
+            failed += 1
+            if "illegal attempt to update" in msg or "minimum one second step" in msg:
+                result.skipped_old += 1
+            else:
+                result.errors.append((mid, msg))
+                self._meta.pop(mid, None)
+        result.written += len(mids) - failed
 
     def _first_sight(self, mid: str, first: Update, result: WriteResult) -> list[Any] | None:
         """The metric's cached record [last update, line prefix, is GAUGE]; None if its file failed."""
@@ -287,13 +358,13 @@ class Archive:
         path, name = self._name(metric_id)
         start = first.time - self.step
         args = ["-s", str(self.step), "-b", str(start), ds_arg(first.spec), *rra_args(self.step)]
-        if self._client is not None:
+        if self._control is not None:
             if not self._remote:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            if self._client.create(name, args):
+            if self._control.create(name, args):
                 result.created += 1
                 return start
-            last = self._client.last(name)
+            last = self._control.last(name)
             if last is None:
                 raise ArchiveError(f"{metric_id}: rrdcached cannot read {name}")
             return last
@@ -318,51 +389,6 @@ class Archive:
             raise ArchiveError(f"{metric_id}: cannot create {path}: {_cause(None, path.parent)}")
         result.created += 1
         return start
-
-    def _journaled_batch(self, mids: list[str], commands: list[str], result: WriteResult) -> None:
-        """Journal the lines, then send them; nothing is sent that is not journaled first."""
-        if not commands:
-            return
-        data = ("\n".join(commands) + "\n").encode()  # encoded once, for the journal and the BATCH
-        try:
-            if self._journal is None:
-                self._journal = self._open_journal()
-            self._journal.append(data)
-        except (OSError, JournalError, RRDCachedError) as exc:
-            for mid in set(mids):
-                self._meta.pop(mid, None)
-            result.errors.extend((mid, f"not written, journal failed: {exc}") for mid in dict.fromkeys(mids))
-            return
-        self._dirty.update(mids)
-        self._in_flight = len(commands)
-        try:
-            self._send_batch(mids, data, len(commands), result)
-        finally:
-            self._in_flight = 0
-        if self._journal.size > self.journal_limit:
-            self._sync_locked()
-
-    def _send_batch(self, mids: list[str], data: bytes, count: int, result: WriteResult) -> None:
-        assert self._client is not None
-        # names are sanitised ids under rrd_dir (checked once in __init__): no line breaks possible
-        try:
-            reply = self._client.batch_encoded(data, count)
-        except RRDCachedError as exc:
-            # nothing of this batch is known to be written; forget cached last-times so a retry works
-            for mid in set(mids):
-                self._meta.pop(mid, None)
-            result.errors.extend((mid, str(exc)) for mid in dict.fromkeys(mids))
-            return
-        failed = 0
-        for idx, msg in reply.errors:
-            mid = mids[idx] if 0 <= idx < len(mids) else "?"
-            failed += 1
-            if "illegal attempt to update" in msg or "minimum one second step" in msg:
-                result.skipped_old += 1
-            else:
-                result.errors.append((mid, msg))
-                self._meta.pop(mid, None)
-        result.written += len(mids) - failed
 
     def _update_files(self, mids: list[str], values: list[str], result: WriteResult) -> None:
         grouped: dict[str, list[str]] = defaultdict(list)

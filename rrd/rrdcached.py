@@ -150,16 +150,11 @@ class RRDCachedClient:
         """BATCH of already encoded, newline-terminated command lines (validated by the caller)."""
         with self._lock:
             go, done = self._roundtrip(b"BATCH\n" + body + b".\n", reply_count=2)
-        if go[0] != 0:
-            raise RRDCachedError(f"rrdcached refused BATCH: {go[1]}")
-        errors = []
-        for line in done[2]:
-            num, _, msg = line.partition(" ")
-            try:
-                errors.append((int(num) - 1, msg))
-            except ValueError:
-                errors.append((-1, line))
-        return BatchResult(count, errors)
+        return _batch_result(go, done, count)
+
+    def stream(self) -> BatchStream:
+        """A BATCH sent part by part while the caller builds it; see :class:`BatchStream`."""
+        return BatchStream(self)
 
     def flush(self, filename: str) -> None:
         code, msg, _ = self.command(f"FLUSH {filename}")
@@ -201,6 +196,103 @@ class RRDCachedClient:
                 return False
             raise RRDCachedError(f"CREATE {filename}: {msg}")
         return True
+
+
+class BatchStream:
+    """One BATCH whose parts are sent as soon as they are built.
+
+    rrdcached applies the lines of a BATCH as they arrive, so on two cores it works through part *k*
+    while the caller formats part *k+1*: the caller's cost hides behind rrdcached's instead of adding
+    to it. The client's lock is held from the first :meth:`send` to :meth:`finish` (or :meth:`close`).
+
+    If the connection breaks part-way, the parts are kept and :meth:`finish` sends the whole batch again
+    on a new connection (after the client's replay), as :meth:`RRDCachedClient.batch_encoded` would;
+    lines rrdcached had already applied then come back as "illegal attempt to update" errors.
+    """
+
+    def __init__(self, client: RRDCachedClient) -> None:
+        self._client = client
+        self._parts: list[bytes] = []
+        self.count = 0
+        self._locked = False
+        self._sock: socket.socket | None = None
+        self._broken: BaseException | None = None
+        self._done = False
+
+    def send(self, data: bytes, count: int) -> None:
+        """Send ``count`` encoded, newline-terminated, validated command lines."""
+        self._parts.append(data)
+        self.count += count
+        if self._broken is not None:
+            return
+        try:
+            if self._sock is None:
+                if not self._locked:
+                    self._client._lock.acquire()
+                    self._locked = True
+                self._sock = self._client._connect()
+                self._sock.sendall(b"BATCH\n" + data)
+            else:
+                self._sock.sendall(data)
+        except (OSError, RRDCachedError) as exc:
+            self._broken = exc
+            self._client._drop()
+
+    def finish(self) -> BatchResult:
+        """End the BATCH and read rrdcached's answer (only the failed lines, numbered from 0)."""
+        if not self._parts:
+            self._done = True
+            self.close()
+            return BatchResult(0, [])
+        client = self._client
+        if not self._locked:
+            client._lock.acquire()
+            self._locked = True
+        try:
+            if self._broken is None and self._sock is not None:
+                try:
+                    self._sock.sendall(b".\n")
+                    go, done = client._status(), client._status()
+                    self._done = True
+                    return _batch_result(go, done, self.count)
+                except OSError as exc:
+                    self._broken = exc
+                    client._drop()
+            if isinstance(self._broken, TimeoutError):
+                raise RRDCachedError(f"rrdcached at {client.address}: {self._broken}") from self._broken
+            # the connection broke (or never was): the whole batch again, as batch_encoded sends it
+            payload = b"".join([b"BATCH\n", *self._parts, b".\n"])
+            go, done = client._roundtrip(payload, reply_count=2)
+            self._done = True
+            return _batch_result(go, done, self.count)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the client; a stream left unfinished drops its connection, which is mid-BATCH."""
+        if not self._locked:
+            return
+        try:
+            if not self._done:
+                self._client._drop()
+        finally:
+            self._locked = False
+            self._client._lock.release()
+
+
+def _batch_result(
+    go: tuple[int, str, list[str]], done: tuple[int, str, list[str]], count: int
+) -> BatchResult:
+    if go[0] != 0:
+        raise RRDCachedError(f"rrdcached refused BATCH: {go[1]}")
+    errors = []
+    for line in done[2]:
+        num, _, msg = line.partition(" ")
+        try:
+            errors.append((int(num) - 1, msg))
+        except ValueError:
+            errors.append((-1, line))
+    return BatchResult(count, errors)
 
 
 def _check_line(line: str) -> None:

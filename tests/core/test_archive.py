@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import rrdtool
 
+import rrd.archive as archive_mod
 from rrd.archive import Archive, SeriesSpec, Update, rra_args
 from rrd.names import MetricIdError, check_id, make_id, path_for
 from tests.fixtures.rrdcached import start_rrdcached
@@ -52,8 +53,16 @@ def run_workload(archive: Archive) -> tuple[int, int]:
     return written, skipped
 
 
-@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
-def test_rrdcached_archive_identical_to_direct(tmp_path: Path, tcp: bool) -> None:
+@pytest.mark.parametrize(
+    ("tcp", "chunk"),
+    [(False, 1024), (True, 1024), (False, 4), (True, 3)],
+    ids=["unix", "tcp", "unix-parts", "tcp-parts"],
+)
+def test_rrdcached_archive_identical_to_direct(
+    tmp_path: Path, tcp: bool, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "-parts": the BATCH streamed in parts of 3 or 4 lines, with files first seen in later parts."""
+    monkeypatch.setattr(archive_mod, "CHUNK", chunk)
     direct = Archive(tmp_path / "direct", 60)
     counts_direct = run_workload(direct)
     daemon = start_rrdcached(tmp_path / "cached", tmp_path / "daemon", tcp=tcp)
@@ -192,3 +201,61 @@ def test_readers_never_create_a_journal(tmp_path: Path, rrdcached_unix) -> None:
     assert reader.metric_ids() == ["a/x"]
     reader.close()
     assert not (rrdcached_unix.base_dir / ".journal").exists()
+
+
+def test_errors_of_a_streamed_batch_name_the_right_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rrdcached numbers a failed line within the whole BATCH, across the parts it was sent in."""
+    monkeypatch.setattr(archive_mod, "CHUNK", 4)
+    daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+    archive = Archive(tmp_path / "rrd", 60, daemon.address)
+    ids = [f"s/m{i:02d}" for i in range(14)]
+    try:
+        assert archive.write([Update(m, T0 + 60, 1.0, GAUGE) for m in ids]).written == 14
+        daemon.stop()  # a clean stop writes every file; the new daemon knows none of them
+        archive.path("s/m10").unlink()  # behind rexmon's back: in the third part of the next batch
+        daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+        res = archive.write([Update(m, T0 + 120, 2.0, GAUGE) for m in ids])
+        assert res.written == 13
+        assert [mid for mid, _ in res.errors] == ["s/m10"]
+        assert "No such file" in res.errors[0][1], res.errors
+        assert archive.last("s/m11") == (T0 + 120, 2.0)
+        assert archive.last("s/m09") == (T0 + 120, 2.0)
+    finally:
+        archive.close()
+        daemon.stop()
+
+
+def test_streamed_batch_survives_rrdcached_restarting_between_its_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection breaks after part one was applied: the whole batch goes again on a new one."""
+    monkeypatch.setattr(archive_mod, "CHUNK", 5)
+    daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+    archive = Archive(tmp_path / "rrd", 60, daemon.address)
+    ids = [f"s/m{i}" for i in range(10)]
+    batch = [Update(m, T0 + 120, float(i), GAUGE) for i, m in enumerate(ids)]
+    restarted = []
+
+    def restart_after_first_part(updates, result, failed):  # type: ignore[no-untyped-def]
+        if restarted == [] and updates[0].time == T0 + 120 and updates[0].metric_id == "s/m5":
+            nonlocal daemon
+            daemon.stop(kill=True)
+            daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
+            restarted.append(True)
+        return Archive._format(archive, updates, result, failed)
+
+    try:
+        assert archive.write([Update(m, T0 + 60, 0.5, GAUGE) for m in ids]).written == 10
+        monkeypatch.setattr(archive, "_format", restart_after_first_part)
+        res = archive.write(batch)
+        assert restarted == [True]
+        assert archive._client is not None and archive._client.connections == 2  # the batch went again
+        assert res.errors == []
+        # part one reached the killed daemon or came back through the replay: never both, never lost
+        assert res.written + res.skipped_old == 10
+        assert {m: archive.last(m) for m in ids} == {m: (T0 + 120, float(i)) for i, m in enumerate(ids)}
+    finally:
+        archive.close()
+        daemon.stop()

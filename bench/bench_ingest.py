@@ -40,7 +40,7 @@ def _raw_batch(address: str, lines: list[str]) -> None:
         raise RuntimeError(f"raw BATCH reported errors: {second[:200]!r}")
 
 
-def run(quick: bool = False, metrics: int = 10_000, rounds: int = 7) -> dict[str, Any]:
+def run(quick: bool = False, metrics: int = 10_000, rounds: int = 15) -> dict[str, Any]:
     if quick:
         metrics, rounds = 2_000, 5
     ids = _ids(metrics)

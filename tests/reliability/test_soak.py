@@ -74,6 +74,7 @@ def _load(url: str, stop: threading.Event, counts: dict[str, int]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 480)  # set-up (up to 180 s for the files) + the soak + the checks
 def test_soak_1000_slurpers_under_web_load(
     tmp_path: Path,
     write_config: Callable[..., Path],

@@ -13,6 +13,7 @@ from typing import Literal
 from alarms.coverage import NO_DOWNTIME, Coverage, strongest
 from alarms.observation import Observation
 from alarms.ranges import Range
+from alarms.rules import FlapSettings as FlapSettings  # re-exported: the engine's callers name it here
 from alarms.rules import Rule, RuleSet
 from alarms.state import State
 from downtime.windows import Window
@@ -100,15 +101,6 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FlapSettings:
-    """Flapping: ``start`` state changes within ``window`` seconds; it ends at ``stop`` or fewer."""
-
-    window: float = 1800.0
-    start: int = 6
-    stop: int = 2
-
-
 def classify(rule: Rule, current: State, value: float) -> State:
     """The state ``value`` asks for, with hysteresis: leaving a bad state uses the recover_* range."""
     crit = rule.critical
@@ -136,7 +128,8 @@ class Engine:
 
     def __init__(self, rules: RuleSet, flap: FlapSettings | None = None) -> None:
         self.rules = rules
-        self.flap = flap or FlapSettings()
+        #: flap detection for rules that set none of their own (default: the rule set's, i.e. ``[alarms]``)
+        self.flap = flap if flap is not None else rules.flap
 
     # -- the two entry points ------------------------------------------------------------------------
     def observe(
@@ -194,7 +187,7 @@ class Engine:
             if not rec.stale and _stale(rec, rule, now):
                 rec.stale = True
                 rec.pending, rec.pending_since, rec.pending_count = None, None, 0
-                self._change(rec, "UNKNOWN", now, "stale", out)
+                self._change(rec, rule, "UNKNOWN", now, "stale", out)
             self._settle(rec, rule, now, window, ended, out)
             out.records[metric_id] = rec
         return out
@@ -232,15 +225,19 @@ class Engine:
             if rec.pending_count < rule.samples or t - rec.pending_since < rule.for_:
                 return
         rec.pending, rec.pending_since, rec.pending_count = None, None, 0
-        self._change(rec, wanted, t, "value", out)
+        self._change(rec, rule, wanted, t, "value", out)
 
-    def _change(self, rec: MetricRecord, new: State, t: float, reason: str, out: Outcome) -> None:
+    def _change(self, rec: MetricRecord, rule: Rule, new: State, t: float, reason: str, out: Outcome) -> None:
         change = Transition(rec.metric_id, t, rec.state, new, rec.value, reason, rec.downtime_id)
         out.transitions.append(change)
         rec.state, rec.since = new, t
         if new == "OK":
             rec.acked, rec.ack_author, rec.ack_comment = False, "", ""
-        rec.changes = (*(c for c in rec.changes if c > t - self.flap.window), t)
+        flap = self.flap if rule.flap is None else rule.flap
+        if flap.enabled:
+            rec.changes = (*(c for c in rec.changes if c > t - flap.window), t)
+        elif rec.changes:  # switched off: changes are not counted, so nothing can flap
+            rec.changes = ()
 
     def _settle(
         self,
@@ -267,17 +264,21 @@ class Engine:
         self, rec: MetricRecord, rule: Rule, now: float, suppressed: bool, window: Window | None, out: Outcome
     ) -> bool:
         """Start or end flapping; True while notifications are held back because of it."""
-        if not rec.flapping and len(rec.changes) < self.flap.start:
+        flap = self.flap if rule.flap is None else rule.flap
+        if not rec.flapping and len(rec.changes) < flap.start:
             return False  # the common case, decided without building anything
-        recent = tuple(c for c in rec.changes if c > now - self.flap.window)
+        if not flap.enabled:  # switched off since: flapping ends, and the current state is news
+            rec.flapping, rec.changes = False, ()
+            return False
+        recent = tuple(c for c in rec.changes if c > now - flap.window)
         if recent != rec.changes:
             rec.changes = recent
-        if not rec.flapping and len(recent) >= self.flap.start:
+        if not rec.flapping and len(recent) >= flap.start:
             rec.flapping = True
             if not suppressed:
                 self._notice(rec, rule, now, "flapping", window, out, mark=False)
                 rec.notified = "FLAPPING"  # when it calms down, the settled state is news
-        elif rec.flapping and len(recent) <= self.flap.stop:
+        elif rec.flapping and len(recent) <= flap.stop:
             rec.flapping = False
         return rec.flapping
 

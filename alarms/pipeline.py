@@ -126,6 +126,11 @@ class AlarmPipeline:
                 self.records[metric_id] = Engine.acknowledge(rec, author, comment)
 
 
+def rule_set(cfg: Any) -> RuleSet:
+    """The rules of a loaded ``rexmon.config.Config``: its ``[[alarm]]`` tables over its ``[alarms]``."""
+    return RuleSet.from_config(cfg.alarms, cfg.alarm_defaults)
+
+
 def build(cfg: Any) -> AlarmSink:
     """The alarm sink for a loaded ``rexmon.config.Config`` (always one: slurper defaults need it).
 
@@ -137,6 +142,4 @@ def build(cfg: Any) -> AlarmSink:
         return InboxSink(db)
     targets = targets_from_config(cfg.notify)
     store = AlarmStore(db)
-    return AlarmPipeline(
-        RuleSet.from_config(cfg.alarms), db, Deliverer(store, targets), Renderer(cfg.web.base_url), targets
-    )
+    return AlarmPipeline(rule_set(cfg), db, Deliverer(store, targets), Renderer(cfg.web.base_url), targets)

@@ -8,7 +8,9 @@ Resolution per metric id:
 3. otherwise the metric has no alarm.
 
 A rule that sets neither ``warning`` nor ``critical`` inherits the slurper's defaults, so a rule can
-change only ``for``, ``renotify`` or ``notify`` tags of metrics whose tolerances come from a plugin.
+change only ``for``, ``renotify``, flap detection or ``notify`` tags of metrics whose tolerances come
+from a plugin. Flap detection is ``[alarms]``' :class:`FlapSettings`, overridden key by key by the
+``flap*`` keys of the winning rule.
 """
 
 from __future__ import annotations
@@ -25,6 +27,51 @@ STALE_INTERVALS = 3.0
 
 
 @dataclass(frozen=True)
+class FlapSettings:
+    """Flapping: ``start`` state changes within ``window`` seconds; it ends at ``stop`` or fewer.
+
+    ``enabled = False`` switches detection off: every state change is told.
+    """
+
+    window: float = 1800.0
+    start: int = 6
+    stop: int = 2
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.window > 0 and self.start >= 2 and 0 <= self.stop < self.start):
+            raise ValueError(f"flapping needs window > 0, start >= 2 and 0 <= stop < start: {self}")
+
+
+class FlapKeys(Protocol):
+    """The flap keys of ``[alarms]`` or of one ``[[alarm]]`` (``None``: not set there)."""
+
+    @property
+    def flapping(self) -> bool | None: ...
+    @property
+    def flap_window(self) -> float | None: ...
+    @property
+    def flap_start(self) -> int | None: ...
+    @property
+    def flap_stop(self) -> int | None: ...
+
+
+def with_flap_keys(base: FlapSettings, keys: FlapKeys) -> FlapSettings:
+    """``base`` with the flap keys that ``keys`` sets; a key left unset keeps ``base``'s value."""
+    return FlapSettings(
+        window=base.window if keys.flap_window is None else float(keys.flap_window),
+        start=base.start if keys.flap_start is None else int(keys.flap_start),
+        stop=base.stop if keys.flap_stop is None else int(keys.flap_stop),
+        enabled=base.enabled if keys.flapping is None else bool(keys.flapping),
+    )
+
+
+def sets_flap_keys(keys: FlapKeys) -> bool:
+    """Whether any flap key is set (a rule without one follows the engine's default)."""
+    return any(k is not None for k in (keys.flapping, keys.flap_window, keys.flap_start, keys.flap_stop))
+
+
+@dataclass(frozen=True)
 class Rule:
     """The tolerances and timing that apply to one metric."""
 
@@ -38,6 +85,8 @@ class Rule:
     stale: float | None = None
     renotify: float = 0.0
     notify: tuple[str, ...] = ()
+    #: flap detection of this rule's metrics; None: the engine's default (``[alarms]``)
+    flap: FlapSettings | None = None
 
     def stale_after(self, interval: float) -> float:
         """Seconds without a value after which the metric is UNKNOWN."""
@@ -48,7 +97,7 @@ def _opt(text: str | None) -> Range | None:
     return None if text is None else parse_range(text)
 
 
-class AlarmRuleLike(Protocol):
+class AlarmRuleLike(FlapKeys, Protocol):
     """The fields of ``rexmon.config.AlarmRule`` (one ``[[alarm]]`` table) this module reads."""
 
     match: list[str]
@@ -64,8 +113,11 @@ class AlarmRuleLike(Protocol):
     name: str
 
 
-def rule_from_config(rule: AlarmRuleLike, index: int) -> Rule:
-    """Compile one validated ``[[alarm]]`` table into a :class:`Rule`."""
+def rule_from_config(rule: AlarmRuleLike, index: int, flap: FlapSettings | None = None) -> Rule:
+    """Compile one validated ``[[alarm]]`` table into a :class:`Rule`.
+
+    ``flap`` is the default (``[alarms]``) that the rule's own flap keys override.
+    """
     return Rule(
         name=rule.name or f"alarm #{index + 1}",
         warning=_opt(rule.warning),
@@ -77,22 +129,26 @@ def rule_from_config(rule: AlarmRuleLike, index: int) -> Rule:
         stale=rule.stale,
         renotify=float(rule.renotify),
         notify=tuple(rule.notify),
+        flap=with_flap_keys(flap or FlapSettings(), rule) if sets_flap_keys(rule) else None,
     )
 
 
 class RuleSet:
     """Resolves the :class:`Rule` of a metric id; results are cached (rules do not change at runtime)."""
 
-    def __init__(self, rules: Sequence[tuple[Sequence[str], Rule]]) -> None:
+    def __init__(self, rules: Sequence[tuple[Sequence[str], Rule]], flap: FlapSettings | None = None) -> None:
+        #: flap detection for metrics whose rule sets none (``[alarms]``)
+        self.flap = flap if flap is not None else FlapSettings()
         self._index: GlobIndex[Rule] = GlobIndex(rules)
         #: metric id -> (slurper warning, slurper critical, resolved rule)
         self._cache: dict[str, tuple[str | None, str | None, Rule | None]] = {}
         self._spec_ranges: dict[str | None, Range | None] = {None: None}
 
     @classmethod
-    def from_config(cls, alarm_rules: Sequence[AlarmRuleLike]) -> RuleSet:
-        """Build from ``Config.alarms`` (the ``[[alarm]]`` tables in config order)."""
-        return cls([(list(r.match), rule_from_config(r, i)) for i, r in enumerate(alarm_rules)])
+    def from_config(cls, alarm_rules: Sequence[AlarmRuleLike], defaults: FlapKeys | None = None) -> RuleSet:
+        """Build from ``Config.alarms`` (the ``[[alarm]]`` tables in config order) and ``[alarms]``."""
+        flap = FlapSettings() if defaults is None else with_flap_keys(FlapSettings(), defaults)
+        return cls([(list(r.match), rule_from_config(r, i, flap)) for i, r in enumerate(alarm_rules)], flap)
 
     def resolve(self, metric_id: str, warning: str | None = None, critical: str | None = None) -> Rule | None:
         """The rule for ``metric_id`` given the slurper's default ranges (``warning``/``critical``)."""

@@ -156,9 +156,8 @@ def replay(ctx: click.Context, t_from: str, t_to: str, pattern: str) -> None:
 def replay_archive(cfg: Any, db: Any, start: float, end: float, wanted: Any) -> list[str]:
     """Read the matching metrics from the archive and replay the rules over them."""
     from alarms.engine import Engine
-    from alarms.pipeline import Downtimes
+    from alarms.pipeline import Downtimes, rule_set
     from alarms.replay import Meta, replay
-    from alarms.rules import RuleSet
     from alarms.store import AlarmStore
     from downtime.index import DowntimeIndex
     from rrd.archive import Archive
@@ -176,4 +175,4 @@ def replay_archive(cfg: Any, db: Any, start: float, end: float, wanted: Any) -> 
         archive.close()
     store = Downtimes(db)._store
     windows = store.windows(start, end) if store is not None else []
-    return replay(Engine(RuleSet.from_config(cfg.alarms)), series, meta, DowntimeIndex(windows))
+    return replay(Engine(rule_set(cfg)), series, meta, DowntimeIndex(windows))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +22,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass as pdataclass
 
-from alarms.ranges import RangeError, parse_range
+from rexmon.config_alarms import AlarmRule as AlarmRule  # re-exported: ``[[alarm]]`` is part of Config
+from rexmon.config_alarms import AlarmsConfig as AlarmsConfig
+from rexmon.config_alarms import flap_errors
 from slurpers.api import Duration, Secret, Slurper
 from slurpers.registry import SlurperRegistry
 
@@ -90,47 +92,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _check_range(v: str | None) -> str | None:
-    if v is not None:
-        try:
-            parse_range(v)
-        except RangeError as exc:
-            raise ValueError(str(exc)) from None
-    return v
-
-
-@pdataclass(frozen=True, config=_STRICT)
-class AlarmRule:
-    """One ``[[alarm]]``: tolerances for the metrics whose id matches ``match``."""
-
-    match: list[str]
-    warning: str | None = None
-    critical: str | None = None
-    recover_warning: str | None = None
-    recover_critical: str | None = None
-    for_: Duration = Field(default=0.0, alias="for")
-    samples: int = Field(default=1, ge=1, le=10000)
-    #: no new value for this long -> UNKNOWN; None = 3 x the slurper's interval
-    stale: Duration | None = None
-    renotify: Duration = 0.0
-    notify: list[str] = field(default_factory=list)
-    name: str = ""
-
-    @field_validator("match", mode="before")
-    @classmethod
-    def _match(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [v]
-        if not v or any(not isinstance(p, str) or not p.strip() for p in v):
-            raise ValueError("match needs at least one non-empty glob over metric ids")
-        return v
-
-    @field_validator("warning", "critical", "recover_warning", "recover_critical")
-    @classmethod
-    def _ranges(cls, v: str | None) -> str | None:
-        return _check_range(v)
-
-
 @pdataclass(frozen=True, config=_STRICT)
 class NotifyTarget:
     """One ``[[notify]]``: an apprise URL (a secret, as it embeds credentials)."""
@@ -179,6 +140,8 @@ class Config:
     alarms: tuple[AlarmRule, ...]
     notify: tuple[NotifyTarget, ...]
     files: tuple[Path, ...] = ()
+    #: ``[alarms]``: what every rule does unless it says otherwise (flap detection)
+    alarm_defaults: AlarmsConfig = field(default_factory=AlarmsConfig)
 
     @property
     def rrd_dir(self) -> Path:
@@ -213,6 +176,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseConfig,
     "scheduler": SchedulerConfig,
     "web": WebConfig,
+    "alarms": AlarmsConfig,
 }
 _ARRAYS = ("slurper", "alarm", "notify")
 _SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled")
@@ -259,14 +223,7 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
 
     reg = registry or SlurperRegistry.from_entry_points()
     slurpers = _load_slurpers(arrays["slurper"], reg, errors)
-    alarms = tuple(
-        r
-        for r in (
-            _validate(AlarmRule, t, lambda key, f=f, i=i: f"{f}: [[alarm]] #{i + 1}: {key}", errors)
-            for f, i, t in arrays["alarm"]
-        )
-        if r is not None
-    )
+    alarms = _load_alarms(arrays["alarm"], sections["alarms"], merged.get("alarms", {}), origin, main, errors)
     notify = tuple(
         n
         for n in (
@@ -288,6 +245,7 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
         alarms=alarms,
         notify=notify,
         files=tuple(files),
+        alarm_defaults=sections["alarms"],
     )
 
 
@@ -308,7 +266,8 @@ def _merge_file(
             arrays[key].extend((f, start + i, v) for i, v in enumerate(value))
         elif key in _SECTIONS:
             if not isinstance(value, dict):
-                errors.append(f"{f}: {key}: must be a table [{key}]")
+                hint = " (alarm rules are [[alarm]] tables)" if key == "alarms" else ""
+                errors.append(f"{f}: {key}: must be a table [{key}]{hint}")
                 continue
             table = merged.setdefault(key, {})
             for k, v in value.items():
@@ -317,6 +276,29 @@ def _merge_file(
         else:
             known = ", ".join([*(f"[{s}]" for s in _SECTIONS), *(f"[[{a}]]" for a in _ARRAYS)])
             errors.append(f"{f}: unknown section or key {key!r} (known: {known})")
+
+
+def _load_alarms(
+    entries: Iterable[tuple[Path, int, Any]],
+    defaults: AlarmsConfig | None,
+    default_keys: Mapping[str, Any],
+    origin: Mapping[tuple[str, str], Path],
+    main: Path,
+    errors: list[str],
+) -> tuple[AlarmRule, ...]:
+    """The ``[[alarm]]`` rules, checked on their own and against the ``[alarms]`` defaults they override."""
+    rules: list[tuple[AlarmRule, Callable[[str], str]]] = []
+    for f, i, table in entries:
+
+        def where(key: str, f: Path = f, i: int = i) -> str:
+            return f"{f}: [[alarm]] #{i + 1}: {key}"
+
+        rule = _validate(AlarmRule, table, where, errors)
+        if rule is not None:
+            rules.append((rule, where))
+    if defaults is not None:  # else [alarms] is wrong already, and rules cannot be judged against it
+        errors += flap_errors(defaults, default_keys, lambda key: _where(origin, "alarms", key, main), rules)
+    return tuple(rule for rule, _ in rules)
 
 
 def _where(origin: Mapping[tuple[str, str], Path], section: str, key: str, default: Path) -> str:

@@ -19,6 +19,7 @@ SECTIONS: dict[str, type[Any]] = {
     "database": config.DatabaseConfig,
     "scheduler": config.SchedulerConfig,
     "web": config.WebConfig,
+    "alarms": config.AlarmsConfig,
     "alarm": config.AlarmRule,
     "notify": config.NotifyTarget,
 }

@@ -15,7 +15,7 @@ from rrd.archive import ArchiveError
 from web.app import monitor, now
 from web.data import band_label, thresholds
 from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
-from web.downtimes import WHICH, store, store_error
+from web.downtimes import DOWNTIME_ID, WHICH, store, store_error
 from web.openapi import openapi
 from web.params import CFS, ParamError, choice, int_param, metric_id, time_range
 
@@ -147,7 +147,7 @@ def list_downtimes() -> Response:
     return jsonify([downtime_dict(d, t) for d in store().list(cast(Which, which), t)])
 
 
-@bp.get("/downtimes/<int:downtime_id>")
+@bp.get(f"/downtimes/{DOWNTIME_ID}")
 def get_downtime(downtime_id: int) -> Response:
     d = store().get(downtime_id)
     if d is None:

@@ -15,12 +15,17 @@ from typing import Any
 from dateutil import tz as dt_tz
 
 from downtime.models import Downtime, DowntimeAudit
-from downtime.store import KINDS, SEVERITIES, status_at
+from downtime.store import KINDS, SEVERITIES, DowntimeError, check_rrule, status_at
 from downtime.timeparse import TimeParseError, parse_time
-from web.params import ParamError
+from web.params import ParamError, check_time
 
 __all__ = ["KINDS", "SEVERITIES", "DowntimeInput", "downtime_dict", "parse_downtime", "scope_preview"]
 _PATTERN = re.compile(r"^[A-Za-z0-9._*?\[\]!-]+(/[A-Za-z0-9._*?\[\]!-]+)?$")
+#: an IANA zone name (Europe/Zurich) or a POSIX TZ string (EST5EDT), never a path: gettz opens files
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+,.-]*(/[A-Za-z0-9_+,.-]+)*$")
+_INTERVAL = re.compile(r"(?:^|[;:])INTERVAL=([^;]*)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ZONE, MAX_PATTERN = 64, 400  # the longest zone name and scope pattern the database keeps
 MAX_PREVIEW = 200
 
 
@@ -36,7 +41,12 @@ def form_zone() -> str:
 
 
 def zone_of(name: str) -> tzinfo:
-    zone: tzinfo | None = dt_tz.gettz(name)
+    zone: tzinfo | None = None
+    if len(name) <= MAX_ZONE and _ZONE.match(name) and ".." not in name:
+        try:
+            zone = dt_tz.gettz(name)
+        except (ValueError, OSError):  # a file in the zoneinfo folder that holds no zone
+            zone = None
     if zone is None:
         raise ParamError("tz", f"{name[:60]!r} is not a time zone (use an IANA name like Europe/Zurich)")
     return zone
@@ -78,7 +88,11 @@ def split_scope(text: str) -> tuple[str, ...]:
             raise ParamError("scope", f"{p[:60]!r} is not a glob over metric ids (e.g. condor/* or */load)")
     if not parts:
         raise ParamError("scope", "name at least one glob over metric ids")
-    return tuple(p if "/" in p else f"{p}/*" for p in parts)
+    scope = tuple(p if "/" in p else f"{p}/*" for p in parts)
+    for p in scope:
+        if len(p) > MAX_PATTERN:
+            raise ParamError("scope", f"{p[:60]!r}... is longer than {MAX_PATTERN} characters")
+    return scope
 
 
 def when(name: str, text: str, now: float, zone: tzinfo | None = None) -> float:
@@ -87,9 +101,11 @@ def when(name: str, text: str, now: float, zone: tzinfo | None = None) -> float:
     if not text:
         return float(now)
     try:
-        return float(parse_time(text[:100], now, zone or dt_tz.UTC))
+        return check_time(name, float(parse_time(text[:100], now, zone or dt_tz.UTC)))
     except TimeParseError as exc:
         raise ParamError(name, str(exc)) from None
+    except OverflowError:  # e.g. 9999-12-31T23:59 west of UTC is in the year 10000
+        raise ParamError(name, f"{text[:40]!r} is out of range") from None
 
 
 def parse_downtime(fields: Mapping[str, str], now: float) -> DowntimeInput:
@@ -113,8 +129,29 @@ def parse_downtime(fields: Mapping[str, str], now: float) -> DowntimeInput:
     if severity not in SEVERITIES:
         raise ParamError("severity", f"must be one of {', '.join(SEVERITIES)}")
     ticket = fields.get("ticket", "").strip()[:200]
+    if _CONTROL.search(ticket):  # calendars take the ticket as the event's URL: one line, printable
+        raise ParamError("ticket", "must be one line of printable text (an id or a URL)")
     rrule = fields.get("rrule", "").strip()[:500]
+    if rrule:
+        check_repeats(rrule, start, tz)
     return DowntimeInput(scope, start, end, reason[:1000], kind, severity, ticket, rrule, tz)
+
+
+def check_repeats(rule: str, start: float, tz: str) -> None:
+    """The store's check of an RRULE, and that the rule occurs at all: the search for the next occurrence
+    of one that never does (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30) runs to the year 9999, seconds on every
+    page that shows the downtime."""
+    # dateutil takes INTERVAL=0 and then never moves past the start: the search for an occurrence hangs
+    if any(not re.fullmatch(r"0*[1-9][0-9]*", v) for v in _INTERVAL.findall(rule)):
+        raise ParamError("rrule", "INTERVAL must be a whole number of at least 1")
+    try:
+        first = next(iter(check_rrule(rule, start, tz)), None)
+    except DowntimeError as exc:
+        raise ParamError("rrule", str(exc)) from None
+    except ValueError as exc:  # dateutil checks some parts only when it looks for occurrences
+        raise ParamError("rrule", f"{rule[:80]!r} is not valid: {exc}") from None
+    if first is None:
+        raise ParamError("rrule", f"{rule[:80]!r} has no occurrence (no day matches every BY... part)")
 
 
 def scope_preview(text: str, metric_ids: Sequence[str]) -> dict[str, Any]:

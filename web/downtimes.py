@@ -28,6 +28,8 @@ bp = Blueprint("downtimes", __name__)
 WHICH = ("active", "upcoming", "past", "all")
 FORM_FIELDS = ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule", "tz")
 STORE_FIELDS = ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule", "tz")
+#: a downtime id in a URL; a number past SQLite's 64-bit integers is no downtime's (404), not a crash
+DOWNTIME_ID = f"<int(max={2**63 - 1}):downtime_id>"
 
 
 def store() -> DowntimeStore:
@@ -55,7 +57,7 @@ def _detail_page(d: Downtime, error: str | None = None) -> str:
     return render_template("web/downtime.html", d=row, matched=matched, error=error)
 
 
-@bp.get("/downtimes/<int:downtime_id>")
+@bp.get(f"/downtimes/{DOWNTIME_ID}")
 def detail(downtime_id: int) -> str:
     d = store().get(downtime_id)
     if d is None:
@@ -102,7 +104,7 @@ def _save(data: DowntimeInput) -> Downtime:
         raise store_error(exc) from None
 
 
-@bp.post("/downtimes/<int:downtime_id>/extend")
+@bp.post(f"/downtimes/{DOWNTIME_ID}/extend")
 def extend(downtime_id: int) -> Any:
     d = store().get(downtime_id)
     zone = zone_of(d.tz) if d is not None else None
@@ -110,12 +112,12 @@ def extend(downtime_id: int) -> Any:
     return _act(downtime_id, lambda s: s.extend(downtime_id, new_end, author=g.user, now=now()))
 
 
-@bp.post("/downtimes/<int:downtime_id>/end")
+@bp.post(f"/downtimes/{DOWNTIME_ID}/end")
 def end(downtime_id: int) -> Any:
     return _act(downtime_id, lambda s: s.end(downtime_id, now=now(), author=g.user))
 
 
-@bp.post("/downtimes/<int:downtime_id>/cancel")
+@bp.post(f"/downtimes/{DOWNTIME_ID}/cancel")
 def cancel(downtime_id: int) -> Any:
     reason = request.form.get("reason", "").strip()
     if not reason:

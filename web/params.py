@@ -13,6 +13,8 @@ from rrd.names import MetricIdError, check_id
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
 CFS = ("AVERAGE", "MIN", "MAX")
 MAX_RANGE = 10 * 366 * 86400
+#: the times users may give: rrdtool reads smaller numbers as dates, and every zone can show the latest
+EARLIEST, LATEST = 315_532_800, 253_402_214_400  # 1980-01-01 and 9999-12-31 00:00 UTC
 _INT = re.compile(r"^-?\d{1,12}$")
 
 
@@ -38,13 +40,20 @@ def parse_time(name: str, text: str, now: float) -> int:
     expressions (``now``, ``-2h``, ``yesterday 08:00``, ``2026-11-20 08:00``)."""
     text = text.strip()[:100]
     if _INT.match(text):
-        return int(text)
+        return int(check_time(name, int(text)))
     try:
-        return int(timeparse.parse_time(text, now, UTC))
+        return int(check_time(name, timeparse.parse_time(text, now, UTC)))
     except (timeparse.TimeParseError, OverflowError, OSError):
         raise ParamError(
             name, f"{text[:40]!r} is not a time (use 2026-11-20 08:00 in UTC, -2h, now or epoch seconds)"
         ) from None
+
+
+def check_time(name: str, t: float) -> float:
+    """``t`` when it lies between :data:`EARLIEST` and :data:`LATEST`; ParamError naming ``name`` if not."""
+    if not EARLIEST <= t <= LATEST:  # also refuses NaN
+        raise ParamError(name, "must lie between 1980-01-01 and 9999-12-31 (UTC)")
+    return t
 
 
 def time_range(args: Mapping[str, str], now: float, default: str = "day") -> TimeRange:
@@ -58,7 +67,7 @@ def time_range(args: Mapping[str, str], now: float, default: str = "day") -> Tim
         name = "custom"
     else:
         name = period or default
-        start = end - PERIODS[name]
+        start = int(check_time("start", end - PERIODS[name]))
     if start >= end:
         raise ParamError("start", "must be before end")
     if end - start > MAX_RANGE:

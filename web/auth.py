@@ -70,7 +70,8 @@ class Htpasswd:
         if token in self._verified:
             return True
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed.encode())
+            # bcrypt reads the first 72 bytes, all htpasswd -B hashed; bcrypt 5 refuses a longer password
+            ok = bcrypt.checkpw(password.encode()[:72], hashed.encode())
         except ValueError:
             log.warning("%s: the hash of user %r is malformed", self.path, user)
             return False

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -30,17 +31,25 @@ MAX_PREVIEW = 200
 
 
 def form_zone() -> str:
-    """The zone form times without an offset are read in, as the CLI: $TZ, else the system's, else UTC."""
+    """The zone form times without an offset are read in, as the CLI: $TZ, else the system's, else UTC;
+    named as the form takes it back (TZ=/usr/share/zoneinfo/Europe/Zurich is Europe/Zurich)."""
     name = os.environ.get("TZ", "").lstrip(":")
     if not name:
         try:
             name = Path("/etc/timezone").read_text(encoding="utf-8").strip()
         except OSError:
             name = ""
-    return name if name and dt_tz.gettz(name) is not None else "UTC"
+    for root in zoneinfo.TZPATH:
+        name = name.removeprefix(f"{root.rstrip('/')}/")
+    try:
+        zone_of(name)
+    except ParamError:
+        return "UTC"
+    return name
 
 
 def zone_of(name: str) -> tzinfo:
+    """The zone a user names; never a path, which gettz would open and read."""
     zone: tzinfo | None = None
     if len(name) <= MAX_ZONE and _ZONE.match(name) and ".." not in name:
         try:
@@ -148,8 +157,8 @@ def check_repeats(rule: str, start: float, tz: str) -> None:
         first = next(iter(check_rrule(rule, start, tz)), None)
     except DowntimeError as exc:
         raise ParamError("rrule", str(exc)) from None
-    except ValueError as exc:  # dateutil checks some parts only when it looks for occurrences
-        raise ParamError("rrule", f"{rule[:80]!r} is not valid: {exc}") from None
+    except (ValueError, TypeError, IndexError):  # dateutil checks some parts only when it iterates
+        raise ParamError("rrule", f"{rule[:80]!r} is not valid (a part is out of range)") from None
     if first is None:
         raise ParamError("rrule", f"{rule[:80]!r} has no occurrence (no day matches every BY... part)")
 

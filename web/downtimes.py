@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from dateutil import tz as dt_tz
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from downtime.ical import to_ical
@@ -106,32 +107,40 @@ def _save(data: DowntimeInput) -> Downtime:
 
 @bp.post(f"/downtimes/{DOWNTIME_ID}/extend")
 def extend(downtime_id: int) -> Any:
-    d = store().get(downtime_id)
-    zone = zone_of(d.tz) if d is not None else None
-    new_end = when("end", request.form.get("end", "") or "now", now(), zone)
-    return _act(downtime_id, lambda s: s.extend(downtime_id, new_end, author=g.user, now=now()))
+    def action(s: DowntimeStore, d: Downtime) -> Downtime:
+        zone = dt_tz.gettz(d.tz)  # as stored: the CLI keeps $TZ as it is (:Europe/Zurich)
+        new_end = when("end", request.form.get("end", "") or "now", now(), zone)
+        return s.extend(downtime_id, new_end, author=g.user, now=now())
+
+    return _act(downtime_id, action)
 
 
 @bp.post(f"/downtimes/{DOWNTIME_ID}/end")
 def end(downtime_id: int) -> Any:
-    return _act(downtime_id, lambda s: s.end(downtime_id, now=now(), author=g.user))
+    return _act(downtime_id, lambda s, _: s.end(downtime_id, now=now(), author=g.user))
 
 
 @bp.post(f"/downtimes/{DOWNTIME_ID}/cancel")
 def cancel(downtime_id: int) -> Any:
     reason = request.form.get("reason", "").strip()
-    if not reason:
-        raise ParamError("reason", "say why the downtime is cancelled")
-    return _act(downtime_id, lambda s: s.cancel(downtime_id, reason=reason, author=g.user, now=now()))
+
+    def action(s: DowntimeStore, _: Downtime) -> Downtime:
+        if not reason:
+            raise ParamError("reason", "say why the downtime is cancelled")
+        return s.cancel(downtime_id, reason=reason, author=g.user, now=now())
+
+    return _act(downtime_id, action)
 
 
-def _act(downtime_id: int, action: Callable[[DowntimeStore], Downtime]) -> Any:
+def _act(downtime_id: int, action: Callable[[DowntimeStore, Downtime], Downtime]) -> Any:
     s = store()
     d = s.get(downtime_id)
     if d is None:
         abort(404, f"no downtime #{downtime_id}")
     try:
-        action(s)
+        action(s, d)
+    except ParamError as exc:  # a bad field: the page again, its forms and what was wrong
+        return _detail_page(d, error=f"{exc.parameter}: {exc.message}"), 400
     except DowntimeError as exc:  # e.g. extending a cancelled downtime: say why
         return _detail_page(d, error=str(exc)), 409
     return redirect(url_for(".detail", downtime_id=downtime_id), 303)

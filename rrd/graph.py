@@ -13,6 +13,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,11 @@ THRESHOLD_COLORS = {"warning": "#e0a000", "critical": "#d00000"}
 MIN_SIZE, MAX_SIZE = (100, 50), (4000, 2000)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CACHE_MAX_AGE = 86400
+#: librrd's graph code is not thread-safe (its Pango font map and fontconfig are process-wide): two
+#: ``graphv`` calls at once in one process crash it (SIGSEGV, or an fcmatch.c assertion). The binding
+#: releases the GIL, so the web server's threads would draw at the same time; one graph at a time here.
+#: fetch, info and last are safe in parallel and are not held up by this lock.
+_GRAPH_LOCK = threading.Lock()
 
 
 class GraphError(Exception):
@@ -194,8 +200,10 @@ class GraphRenderer:
         cache = self._cache_path(spec, stamps) if use_cache else None
         if cache is not None and cache.is_file():
             return Rendered(cache.read_bytes(), CONTENT_TYPES[spec.fmt], cached=True)
+        args = build_args(spec, paths)
         try:
-            result = rrdtool.graphv("-", *build_args(spec, paths))
+            with _GRAPH_LOCK:
+                result = rrdtool.graphv("-", *args)
         except rrdtool.OperationalError as exc:
             raise GraphError(f"rrdtool graph failed for {', '.join(spec.metric_ids)}: {exc}") from exc
         data = bytes(result.pop("image"))

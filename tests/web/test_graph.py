@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,47 @@ def test_threshold_lines_are_drawn_even_outside_the_data_range(tmp_path: Path) -
     assert share(15.0, (0xE0, 0xA0, 0x00)) > 0.9
     assert share(60.0, (0xD0, 0x00, 0x00)) > 0.9
     assert share(30.0, (0xE0, 0xA0, 0x00)) < 0.05
+
+
+#: draws graphs from four threads at once; run in a child so that a crash of librrd fails the test
+_THREADED = """
+import sys, threading
+from pathlib import Path
+from rrd.archive import Archive
+from rrd.graph import GraphRenderer, GraphSpec
+from tests.web.conftest import NOW, SERIES
+
+renderer = GraphRenderer(Archive(Path(sys.argv[1]), 60))
+ids = sorted(SERIES)
+sizes = []
+start = threading.Barrier(4)  # the first graphs at the same instant: fonts are loaded then
+
+def draw(k):
+    start.wait()
+    for i in range(40):
+        spec = GraphSpec((ids[(k + i) % len(ids)],), NOW - 86400, NOW, 300 + i, 100 + k, title=f"t{k} {i}")
+        sizes.append(len(renderer.render(spec, use_cache=False).data))
+
+threads = [threading.Thread(target=draw, args=(k,)) for k in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(len(sizes), min(sizes))
+"""
+
+
+def test_graphs_drawn_from_many_threads_at_once(tmp_path: Path) -> None:
+    """librrd's graph code is not thread-safe (Pango, fontconfig); waitress draws from its threads."""
+    fill_archive(tmp_path / "rrd").close()
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", _THREADED, str(tmp_path / "rrd")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,  # librrd can also deadlock in fontconfig instead of crashing
+    )
+    assert child.returncode == 0, f"exit {child.returncode}: {child.stderr[-1500:]}"
+    count, smallest = map(int, child.stdout.split())
+    assert count == 160 and smallest > 1000

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -47,6 +49,7 @@ def start_rrdcached(rrd_dir: Path, work: Path) -> RRDCached:
     journal = work / "journal"
     journal.mkdir(parents=True, exist_ok=True)
     sock = work / "rrdcached.sock"
+    _stop_leftover(work / "rrdcached.pid")
     sock.unlink(missing_ok=True)
     argv = [
         exe,
@@ -86,6 +89,37 @@ def start_rrdcached(rrd_dir: Path, work: Path) -> RRDCached:
             time.sleep(0.05)
     proc.kill()
     raise DaemonError(f"rrdcached did not listen on {sock} within 15 s")
+
+
+def _stop_leftover(pid_file: Path, wait: float = 30.0) -> None:
+    """Stop the rrdcached an earlier demo in the same directory left running (that demo was killed or
+    crashed: its rrdcached runs in a session of its own), so this demo can start its own on the same
+    pid file and socket. Only a process whose command line names this very pid file is stopped."""
+    try:
+        pid = int(pid_file.read_text(encoding="ascii").strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return  # no pid file, or its process is gone: rrdcached removes a stale pid file itself
+    if not cmdline or Path(cmdline[0].decode(errors="replace")).name != "rrdcached":
+        return
+    if str(pid_file).encode() not in cmdline:
+        return
+    log.warning("stopping rrdcached (pid %d) left running by an earlier demo in %s", pid, pid_file.parent)
+    os.kill(pid, signal.SIGTERM)  # with -F it writes every pending update first
+    deadline = time.monotonic() + wait
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(pid):
+        raise DaemonError(f"rrdcached (pid {pid}) left by an earlier demo did not stop within {wait:.0f} s")
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class WebServer:

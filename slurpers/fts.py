@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 import requests
 
-from slurpers import fts_parse, fts_totals
+from slurpers import fts_parse, fts_tls, fts_totals
 from slurpers.api import (
     CollectContext,
     Duration,
@@ -196,19 +197,50 @@ class FTSSlurper(Slurper):
             self._session = requests.Session()
             if s.cert:
                 self._session.cert = (s.cert, s.key) if s.key else s.cert
-            self._session.verify = s.ca or True
         try:
+            if url.startswith("https:"):
+                fts_tls.check_files(s.cert, s.key, s.ca)
+            # verify per request: a Session's verify loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the
+            # environment; a directory is passed on as OpenSSL's capath
             resp = self._session.get(
-                url, params=params, timeout=ctx.timeout, headers={"Accept": "application/json"}
+                url,
+                params=params,
+                timeout=ctx.timeout,
+                headers={"Accept": "application/json"},
+                verify=s.ca or True,
             )
+        except fts_tls.TLSSetupError as exc:
+            raise SlurperError(f"cannot reach ftsmon at {url}: {exc}") from None
         except requests.Timeout:
             raise SlurperError(f"ftsmon {url} timed out after {ctx.timeout:g} s") from None
+        except requests.ConnectionError as exc:  # SSLError is one, and a refused certificate may reset
+            https = url.startswith("https:")
+            reason = self._tls_failure(url, exc, ctx.timeout) if https else request_error_reason(exc)
+            raise SlurperError(f"cannot reach ftsmon at {url}: {reason}") from None
         except requests.RequestException as exc:
             raise SlurperError(f"cannot reach ftsmon at {url}: {request_error_reason(exc)}") from None
         if resp.status_code != 200:
             body = " ".join(resp.text.split())[:200]
             raise SlurperError(f"ftsmon {url} returned HTTP {resp.status_code}: {body or resp.reason}")
         return resp.text
+
+    def _tls_failure(self, url: str, exc: requests.ConnectionError, timeout: float) -> str:
+        """The TLS reason behind a failed HTTPS request; if requests saw only an EOF or reset, a probe's."""
+        s = self.settings
+        try:
+            fts_tls.check_ca(s.ca)  # an unhashed CA directory fails as "not trusted"; say why
+        except fts_tls.TLSSetupError as problem:
+            return str(problem)
+        err = fts_tls.ssl_error_in(exc)
+        host = urllib.parse.urlsplit(url).hostname or url
+        if fts_tls.conclusive(err):
+            return fts_tls.describe(err, peer="server", host=host, cert=s.cert, ca=s.ca)
+        # the server certificate passed (or the failure would be conclusive): ask only about ours
+        port = urllib.parse.urlsplit(url).port or 443
+        found = fts_tls.probe(
+            host, port, cert=s.cert, key=s.key, ca=s.ca, peer="server", verify=False, timeout=timeout
+        )
+        return found or request_error_reason(exc)
 
 
 def _ftsmon_specs() -> list[MetricSpec]:

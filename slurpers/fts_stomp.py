@@ -4,11 +4,17 @@ Deliveries are kept (keyed by ``message-id``) until the slurper has archived the
 checkpoint; only then does :meth:`BusConsumer.ack` acknowledge them (client-individual). A message
 delivered on an older connection is never acked on a newer one: the broker redelivers it, and the
 slurper's checkpoint of recently committed message ids keeps it from being counted twice.
+
+TLS: stomp.py loads ``ca_certs`` as one file and, when a connection fails, logs the reason and raises
+an empty exception. So a CA directory (/etc/grid-security/certificates) is handed to it as a bundle
+(:func:`slurpers.fts_tls.ca_file`, built afresh on each connect), and a failed connect is diagnosed on
+a connection of our own with the same settings (:func:`diagnose`).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -18,11 +24,17 @@ from typing import Any
 import stomp
 import stomp.exception
 
-from slurpers import fts_parse
+from slurpers import fts_parse, fts_tls
 from slurpers.api import PayloadError
 
 log = logging.getLogger(__name__)
 BACKOFF_START = 0.5
+#: a CONNECTED frame later than this (brokers answer in milliseconds) gets a TLS connection diagnosed
+CONNECTED_LATE = 1.0
+
+
+class _Refused(Exception):
+    """The broker did not accept the connection; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -89,19 +101,21 @@ class BusConsumer:
         self._conn: stomp.Connection11 | None = None
         self._listener: _Listener | None = None
         self._connected = threading.Event()
+        self._attempted = threading.Event()
         self._down = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the supervisor; wait (up to connect_timeout) for the first connection."""
+        """Start the supervisor; wait (up to connect_timeout) for the first attempt to connect."""
         if self._thread is not None:
             return
         self._stop.clear()
+        self._attempted.clear()
         self._thread = threading.Thread(target=self._supervise, name=f"stomp-{self.name}", daemon=True)
         self._thread.start()
-        self._connected.wait(self.connect_timeout)
+        self._attempted.wait(self.connect_timeout)
 
     def close(self) -> None:
         """Stop reconnecting and disconnect; unacked deliveries are redelivered to the next consumer."""
@@ -119,6 +133,7 @@ class BusConsumer:
         backoff = BACKOFF_START
         while not self._stop.is_set():
             conn = self._connect()
+            self._attempted.set()  # last_error (or the connection) is final for this attempt
             if conn is not None:
                 backoff = BACKOFF_START
                 self._down.wait()
@@ -133,10 +148,6 @@ class BusConsumer:
         a = self.address
         hb = (a.heartbeat_ms, a.heartbeat_ms)
         conn = stomp.Connection11([(a.host, a.port)], reconnect_attempts_max=1, heartbeats=hb, timeout=10.0)
-        if a.ssl:
-            conn.set_ssl(
-                [(a.host, a.port)], key_file=a.key or None, cert_file=a.cert or None, ca_certs=a.ca or None
-            )
         listener = _Listener(self)
         with self._lock:
             self._listener = listener
@@ -144,19 +155,54 @@ class BusConsumer:
         self._down.clear()
         headers = {"client-id": a.durable} if a.durable else {}
         try:
-            conn.connect(a.user, a.password, wait=False, headers=headers)
-            if not self._connected.wait(self.connect_timeout) or self._down.is_set():
-                raise stomp.exception.ConnectFailedException("no CONNECTED frame from the broker")
+            with fts_tls.ca_file(a.ca if a.ssl else "") as ca_file:
+                if a.ssl:
+                    fts_tls.check_files(a.cert, a.key, a.ca)
+                    conn.set_ssl(
+                        [(a.host, a.port)], key_file=a.key or None, cert_file=a.cert or None, ca_certs=ca_file
+                    )
+                conn.connect(a.user, a.password, wait=False, headers=headers)  # the TLS handshake is here
+            refused = self._wait_connected()
+            if refused is not None:
+                raise _Refused(refused)
             with self._lock:
                 self._generation += 1
                 self._conn = conn
             self._subscribe(conn)
-        except (stomp.exception.StompException, OSError) as exc:
-            self.last_error = f"cannot connect to {self._where()}: {exc or type(exc).__name__}"
+        except (fts_tls.TLSSetupError, _Refused) as exc:
+            self.last_error = f"cannot connect to {self._where()}: {exc}"
             self._drop(conn)
+            return None
+        except (stomp.exception.StompException, OSError) as exc:  # stomp.py's are empty: find out why
+            self._drop(conn)
+            reason = diagnose(a, self.connect_timeout) or str(exc) or "connection failed"
+            self.last_error = f"cannot connect to {self._where()}: {reason}"
             return None
         log.info("STOMP %s: connected, consuming %s", self._where(), ", ".join(a.destinations))
         return conn
+
+    def _wait_connected(self) -> str | None:
+        """None once CONNECTED arrives, else why not.
+
+        A broker that refuses the client certificate after a TLS 1.3 handshake may leave stomp.py
+        waiting, so a late CONNECTED over TLS is diagnosed (on a connection of our own) without waiting
+        for connect_timeout.
+        """
+        a = self.address
+        started = time.monotonic()
+        probed = not a.ssl
+        while not self._connected.wait(0.05):
+            waited = time.monotonic() - started
+            if self._down.is_set() or waited > self.connect_timeout:
+                break
+            if not probed and waited > CONNECTED_LATE:
+                probed = True
+                reason = diagnose(a, self.connect_timeout)
+                if reason is not None:
+                    return reason
+        if self._connected.is_set() and not self._down.is_set():
+            return None
+        return diagnose(a, self.connect_timeout) or "no CONNECTED frame from the broker"
 
     def _subscribe(self, conn: stomp.Connection11) -> None:
         a = self.address
@@ -254,3 +300,14 @@ class BusConsumer:
                     exc,
                 )
         return sent
+
+
+def diagnose(a: BrokerAddress, timeout: float) -> str | None:
+    """Why connecting to the broker fails, found on a connection of our own (stomp.py hides the cause)."""
+    if a.ssl:
+        return fts_tls.probe(a.host, a.port, cert=a.cert, key=a.key, ca=a.ca, peer="broker", timeout=timeout)
+    try:
+        socket.create_connection((a.host, a.port), timeout).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

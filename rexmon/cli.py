@@ -163,7 +163,7 @@ def slurp(ctx: click.Context, slurper_id: str, dry_run: bool) -> None:
         fail(f"no slurper with id {slurper_id!r} (configured: {known})", EXIT_USAGE)
     slurper = build_slurper(matches[0])
     if dry_run:
-        runner = Runner(cfg, [slurper])
+        runner = Runner(cfg, [slurper], dry_run=True)
         slurper.start()
         try:
             result = runner.run(slurper)

@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from alarms.observation import AlarmSink, Observation
+from rexmon.absent import AbsentFill
 from rexmon.config import Config, SlurperConfig, build_slurper, parse_shard
 from rexmon.state import CheckpointStore
 from rrd.archive import Archive, SeriesSpec, Update, WriteResult
@@ -84,11 +85,14 @@ def select_slurpers(config: Config, shard: str | None = None) -> list[SlurperCon
 class Runner:
     """Runs slurpers and turns their readings into archive updates (no scheduling here)."""
 
-    def __init__(self, config: Config, slurpers: Sequence[Slurper], clock: Clock = time.time) -> None:
+    def __init__(
+        self, config: Config, slurpers: Sequence[Slurper], clock: Clock = time.time, *, dry_run: bool = False
+    ) -> None:
         self.config = config
         self.clock = clock
         self.slurpers = {s.id: s for s in slurpers}
         self.checkpoints = CheckpointStore(config.state_dir)
+        self.absent = AbsentFill(config.state_dir / "absent", read_only=dry_run)
         self._specs: dict[tuple[str, str], tuple[str, SeriesSpec, MetricSpec]] = {}
 
     def run(self, slurper: Slurper, lag: float | None = None) -> RunResult:
@@ -113,6 +117,7 @@ class Runner:
 
     def _convert(self, slurper: Slurper, readings: list[Reading], now: float, result: RunResult) -> None:
         default_t = int(now)
+        counted: set[str] = set()
         if any(r.time is not None for r in readings if isinstance(r, Reading)):
             # back-dated series (Netbeam, Munin epoch:value) reach the archive oldest first
             readings = sorted(readings, key=lambda r: default_t if r.time is None else r.time)
@@ -124,14 +129,21 @@ class Runner:
                     f"slurper {slurper.id} produced the metric name {r.metric!r:.80}, which is not allowed "
                     "(letters, digits, '.', '_', '-'; not starting with '.', no '..'); nothing archived"
                 )
-            metric_id, series, spec = self._spec(slurper, r.metric)
-            t = default_t if r.time is None else int(r.time)
-            result.updates.append(Update(metric_id, t, r.value, series))
-            result.observations.append(
-                Observation(
-                    metric_id, t, r.value, spec.ds_type, slurper.interval, spec.warning, spec.critical
-                )
-            )
+            spec = self._add(slurper, r.metric, default_t if r.time is None else int(r.time), r.value, result)
+            if spec.when_absent is not None:
+                counted.add(r.metric)
+        # counts that vanished from the source (a user with no jobs left) are 0, not stale
+        value_of = lambda name: self._spec(slurper, name)[2].when_absent  # noqa: E731
+        for name, value in self.absent.fill(slurper.id, counted, value_of, now):
+            self._add(slurper, name, default_t, value, result)
+
+    def _add(self, slurper: Slurper, name: str, t: int, value: float | None, result: RunResult) -> MetricSpec:
+        metric_id, series, spec = self._spec(slurper, name)
+        result.updates.append(Update(metric_id, t, value, series))
+        result.observations.append(
+            Observation(metric_id, t, value, spec.ds_type, slurper.interval, spec.warning, spec.critical)
+        )
+        return spec
 
     def _spec(self, slurper: Slurper, name: str) -> tuple[str, SeriesSpec, MetricSpec]:
         key = (slurper.id, name)

@@ -71,6 +71,10 @@ class MetricSpec:
     #: Metrics with the same graph key are drawn together (e.g. running/idle/held of one schedd).
     graph: str = ""
     description: str = ""
+    #: For a glob family of counts (jobs of a user, pending jobs by reason): the value a name that an
+    #: earlier run reported and this run does not gets (0), instead of going stale; the service writes
+    #: it for up to a week after the name vanished (rexmon/absent.py). None: nothing is written.
+    when_absent: float | None = None
 
     def __post_init__(self) -> None:
         if self.ds_type not in DS_TYPES:

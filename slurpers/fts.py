@@ -254,6 +254,7 @@ def _ftsmon_specs() -> list[MetricSpec]:
                 0,
                 graph=f"{prefix}counts",
                 description=f"{f} transfers of a {what}",
+                when_absent=0,  # ftsmon lists only links and VOs with transfers
             )
             for f in LINK_FIELDS
         ]

@@ -249,7 +249,11 @@ def specs() -> list[MetricSpec]:
         MetricSpec("memory.total", unit="MiB", min=0, graph="memory"),
     ]
     for status in JOB_STATUS.values():
-        out.append(MetricSpec(f"jobs.*.{status}", unit="jobs", min=0, graph="jobs.<group>", label=status))
+        out.append(
+            MetricSpec(
+                f"jobs.*.{status}", unit="jobs", min=0, graph="jobs.<group>", label=status, when_absent=0
+            )
+        )
     return out
 
 

@@ -65,9 +65,15 @@ def specs() -> list[MetricSpec]:
     out = [MetricSpec(f"jobs.{s.lower()}", unit="jobs", min=0, graph="jobs") for s in sp.JOB_STATES]
     for s in sp.JOB_STATES:
         name = s.lower()
-        out.append(MetricSpec(f"partition.*.{name}", unit="jobs", min=0, graph="partition.<p>", label=name))
-        out.append(MetricSpec(f"account.*.{name}", unit="jobs", min=0, graph="account.<a>", label=name))
-    out.append(MetricSpec("pending.*", unit="jobs", min=0, graph="pending", description="pending by reason"))
+        for family, graph in (("partition", "partition.<p>"), ("account", "account.<a>")):
+            out.append(
+                MetricSpec(f"{family}.*.{name}", unit="jobs", min=0, graph=graph, label=name, when_absent=0)
+            )
+    out.append(
+        MetricSpec(
+            "pending.*", unit="jobs", min=0, graph="pending", description="pending by reason", when_absent=0
+        )
+    )
     out += [
         MetricSpec("nodes.total", unit="nodes", min=0, graph="nodes"),
         MetricSpec("nodes.drained", unit="nodes", min=0, graph="nodes.flag"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from rexmon.cli import cli
 from slurpers.api import PayloadError, Reading
 from slurpers.htcondor import (
     HTCondorSettings,
@@ -337,3 +339,24 @@ def test_nan_and_infinity_literals_are_refused(text: str) -> None:
         PayloadError, match=r"condor_status: -?\w+ at line 1 column 24 is not a finite number"
     ):
         parse_ads(text, "condor_status")
+
+
+def test_end_to_end_a_group_whose_jobs_are_gone_reads_zero_not_stale(  # type: ignore[no-untyped-def]
+    fakes, write_config, rexmon_once, runner
+) -> None:
+    """condor_q lists no line for a group with no jobs left: its counts are 0, not their last value."""
+    fakes.command("condor_status", {"-schedd": D / "schedd_one.json", "": D / "slots.json"})
+    fakes.command("condor_q", D / "jobs.json")
+    config = write_config(_config(fakes))
+    run, metrics = rexmon_once(config)
+    assert run.exit_code == 0, run.output
+    assert metrics["pool/jobs.group_cms.running"] == 2 and metrics["pool/jobs.group_atlas.idle"] == 1
+    time.sleep(1.1)  # the next update must be later than the first (RRD times are whole seconds)
+    fakes.command("condor_q", D / "empty.json")
+    dry = runner.invoke(cli, ["--config", str(config), "slurp", "pool", "--dry-run"])
+    assert dry.exit_code == 0 and "pool/jobs.group_cms.running\t0\t" in dry.output, dry.output
+    run, metrics = rexmon_once(config)
+    assert run.exit_code == 0, run.output
+    groups = {m: v for m, v in metrics.items() if m.startswith("pool/jobs.")}
+    assert groups and all(v == 0 for v in groups.values()), groups
+    assert metrics["pool/schedd.schedd01.example.org.running"] is not None  # schedds are not filled

@@ -306,9 +306,11 @@ def _where(origin: Mapping[tuple[str, str], Path], section: str, key: str, defau
     return f"{origin.get((section, top), default)}: [{section}] {key}"
 
 
-def _validate(cls: type[Any], table: Any, where: Any, errors: list[str]) -> Any:
+def _validate(
+    cls: type[Any], table: Any, where: Any, errors: list[str], context: dict[str, Any] | None = None
+) -> Any:
     try:
-        return TypeAdapter(cls).validate_python(table)
+        return TypeAdapter(cls).validate_python(table, context=context)
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(table)"
@@ -355,7 +357,9 @@ def _load_slurpers(
         own = {k: v for k, v in table.items() if k not in _SLURPER_COMMON}
         settings = None
         if cls is not None:
-            settings = _validate(cls.Settings, own, lambda key, label=label: f"{label}: {key}", errors)
+            # a disabled slurper may name a secret that is not there yet (it is checked when enabled)
+            defer = {"defer_secrets": enabled is False}
+            settings = _validate(cls.Settings, own, lambda key, label=label: f"{label}: {key}", errors, defer)
         if len(errors) == start and cls is not None and isinstance(sid, str) and isinstance(stype, str):
             out.append(SlurperConfig(sid, stype, interval, timeout, settings, str(f), bool(enabled)))
     return out

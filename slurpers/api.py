@@ -392,15 +392,22 @@ class Secret:
     """A secret given by reference: ``{ env = "NAME" }`` or ``{ file = "/path" }`` (or, discouraged, inline).
 
     ``str()`` and ``repr()`` never show the value; call :meth:`get`.
+
+    A disabled slurper's settings are validated with secrets *deferred* (``context={"defer_secrets":
+    True}``): a variable that is not set or a file that cannot be read is no config error then, and
+    :meth:`get` raises :class:`SlurperError` saying why, should the slurper be run (``rexmon slurp``).
     """
 
-    __slots__ = ("_value", "source")
+    __slots__ = ("_missing", "_value", "source")
 
-    def __init__(self, value: str, source: str = "inline") -> None:
+    def __init__(self, value: str, source: str = "inline", missing: str | None = None) -> None:
         self._value = value
         self.source = source
+        self._missing = missing
 
     def get(self) -> str:
+        if self._missing is not None:
+            raise SlurperError(self._missing)
         return self._value
 
     def __repr__(self) -> str:
@@ -424,21 +431,37 @@ class Secret:
             ((kind, ref),) = raw.items()
             if kind == "env" and isinstance(ref, str):
                 if ref not in os.environ:
-                    raise ValueError(f"environment variable {ref} (named by {{ env = {ref!r} }}) is not set")
+                    raise SecretUnavailable(
+                        f"environment variable {ref} (named by {{ env = {ref!r} }}) is not set"
+                    )
                 return cls(os.environ[ref], f"env:{ref}")
             if kind == "file" and isinstance(ref, str):
                 try:
                     with open(ref, encoding="utf-8") as fh:
                         return cls(fh.read().strip(), f"file:{ref}")
                 except OSError as exc:
-                    raise ValueError(f"cannot read secret file {ref}: {exc.strerror}") from None
+                    raise SecretUnavailable(f"cannot read secret file {ref}: {exc.strerror}") from None
         raise ValueError('a secret is { env = "NAME" } or { file = "/path" } (or an inline string)')
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.no_info_plain_validator_function(cls.resolve)
+        return core_schema.with_info_plain_validator_function(cls._validate)
+
+    @classmethod
+    def _validate(cls, raw: object, info: Any) -> Secret:
+        try:
+            return cls.resolve(raw)
+        except SecretUnavailable as exc:
+            if not (info.context or {}).get("defer_secrets"):
+                raise
+            kind, ref = next(iter(raw.items())) if isinstance(raw, Mapping) else ("inline", "")
+            return cls("", f"{kind}:{ref}", missing=str(exc))
+
+
+class SecretUnavailable(ValueError):
+    """A secret's reference is well formed but names no value (variable not set, file unreadable)."""
 
 
 def _duration_type() -> Any:

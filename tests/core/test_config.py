@@ -108,3 +108,33 @@ def test_bad_shard_is_a_usage_error(write_config, runner, shard: str) -> None:
 def test_reserved_slurper_id(write_config) -> None:
     with pytest.raises(ConfigError, match="reserved for rexmon's own health"):
         load(write_config(f'[[slurper]]\nid = "rexmon"\ntype = "munin"\nplugin = "{PLUGIN}"\n'))
+
+
+SLURM_REST = """
+[[slurper]]
+id = "slurm-rest"
+type = "slurm"
+enabled = {enabled}
+mode = "rest"
+url = "http://127.0.0.1:9"
+token = {{ env = "REXMON_TEST_UNSET_JWT" }}
+"""
+
+
+def test_a_disabled_slurpers_secret_may_be_missing(write_config, runner, monkeypatch) -> None:
+    """A disabled slurper's unset variable is no config error; enabled, it is; run, it says why."""
+    monkeypatch.delenv("REXMON_TEST_UNSET_JWT", raising=False)
+    disabled = write_config(SLURM_REST.format(enabled="false"))
+    check = runner.invoke(cli, ["--config", str(disabled), "check"])
+    assert check.exit_code == 0, check.output
+    slurp = runner.invoke(cli, ["--config", str(disabled), "slurp", "slurm-rest", "--dry-run"])
+    assert slurp.exit_code == 1 and "REXMON_TEST_UNSET_JWT" in slurp.output and "is not set" in slurp.output
+    enabled = write_config(SLURM_REST.format(enabled="true"))
+    check = runner.invoke(cli, ["--config", str(enabled), "check"])
+    assert check.exit_code == 2
+    assert "'slurm-rest': token: " in check.output and "REXMON_TEST_UNSET_JWT" in check.output
+    bad = write_config(
+        SLURM_REST.format(enabled="false").replace('{ env = "REXMON_TEST_UNSET_JWT" }', "{ x = 1 }")
+    )
+    check = runner.invoke(cli, ["--config", str(bad), "check"])
+    assert check.exit_code == 2 and "token: " in check.output  # a malformed reference is still an error

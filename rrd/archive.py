@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import rrdtool
 
+from rrd import remote
 from rrd.journal import JournalError, UpdateJournal, read_lines
 from rrd.names import id_from_path, path_for, relpath
 from rrd.rrdcached import BatchStream, RRDCachedClient, RRDCachedError
@@ -96,6 +97,15 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
+def _has_slurper_dirs(rrd_dir: Path) -> bool:
+    """Whether ``rrd_dir`` holds a slurper's folder (``.journal`` and other dot-folders do not count)."""
+    try:
+        with os.scandir(rrd_dir) as entries:
+            return any(e.is_dir() and not e.name.startswith(".") for e in entries)
+    except OSError:
+        return False
+
+
 def _rrd_readable(path: Path) -> bool:
     try:
         rrdtool.info(str(path))
@@ -135,6 +145,7 @@ class Archive:
         *,
         journal_dir: Path | None = None,
         journal_limit: int = 16 << 20,
+        flush_errors: Literal["raise", "warn"] = "raise",
     ) -> None:
         self.rrd_dir = Path(rrd_dir)
         self.step = int(step)
@@ -149,6 +160,11 @@ class Archive:
         self._dirty: set[str] = set()
         self._in_flight = 0
         self._remote = bool(rrdcached) and not rrdcached.startswith("unix:")
+        self._reads_remote: bool | None = None
+        #: "warn" (the web site): a reader whose flush fails reads the files as they are on disk, says so
+        #: once in the log and keeps the reason in ``flush_error`` until a flush succeeds again
+        self._flush_errors = flush_errors
+        self.flush_error: str | None = None
         if any(c in str(self.rrd_dir) for c in "\n\r"):
             raise ArchiveError(f"rrd_dir {str(self.rrd_dir)!r} contains a line break")
         #: per metric written by this process: [last update time, "UPDATE <file> " prefix, is GAUGE]
@@ -409,18 +425,64 @@ class Archive:
             return
         if metric_id is None:
             self.flush_many(list(self._meta))
-        else:
+            return
+        try:
             self._client.flush(self._name(metric_id)[1])
+        except RRDCachedError as exc:
+            self._flush_failed(exc)
+        else:
+            self.flush_error = None
 
     def flush_many(self, metric_ids: Sequence[str]) -> None:
         if self._client is not None and metric_ids:
-            self._client.flush_many([self._name(m)[1] for m in metric_ids])
+            try:
+                self._client.flush_many([self._name(m)[1] for m in metric_ids])
+            except RRDCachedError as exc:
+                self._flush_failed(exc)
+            else:
+                self.flush_error = None
+
+    def _flush_failed(self, exc: RRDCachedError) -> None:
+        if self._flush_errors == "raise" or self.reads_remote:  # remotely there is no disk to fall back on
+            raise ArchiveError(f"cannot flush pending updates: {exc}") from exc
+        if self.flush_error is None:
+            log.warning("%s; showing the RRD files as they are on disk until it answers again", exc)
+        self.flush_error = str(exc)
+
+    @property
+    def reads_remote(self) -> bool:
+        """rrdcached over TCP and no slurper's folder under ``rrd_dir`` here (a collector host): reads go
+        through rrdcached too (:mod:`rrd.remote`). Decided at the first read."""
+        if self._reads_remote is None:
+            self._reads_remote = self._remote and not _has_slurper_dirs(self.rrd_dir)
+        return self._reads_remote
+
+    def _client_for_reads(self) -> RRDCachedClient:
+        assert self._client is not None
+        return self._client
 
     def exists(self, metric_id: str) -> bool:
+        if self.reads_remote:
+            return self._remote_read(remote.info, metric_id, flush=False) is not None
         return self.path(metric_id).is_file()
+
+    def _remote_read(self, what: Any, metric_id: str, *args: Any, flush: bool = True) -> Any:
+        """``what(client, name, *args)`` for one metric, after flushing it; errors name the metric."""
+        client, name = self._client_for_reads(), self._name(metric_id)[1]
+        try:
+            if flush:
+                client.flush(name)
+            return what(client, name, *args)
+        except (remote.RemoteReadError, RRDCachedError) as exc:
+            raise ArchiveError(f"{metric_id}: {exc}") from exc
 
     def metric_ids(self) -> list[str]:
         """Every metric id with a file in the archive, sorted."""
+        if self.reads_remote:
+            try:
+                return remote.list_ids(self._client_for_reads())
+            except (remote.RemoteReadError, RRDCachedError) as exc:
+                raise ArchiveError(str(exc)) from exc
         if not self.rrd_dir.is_dir():
             return []
         out = []
@@ -434,6 +496,11 @@ class Archive:
 
     def last(self, metric_id: str, *, flush: bool = True) -> tuple[int, float | None] | None:
         """(time, value) of the last update, or None when the metric has no file."""
+        if self.reads_remote:
+            got: tuple[int, float | None] | None = self._remote_read(
+                remote.last, metric_id, DS_NAME, flush=flush
+            )
+            return got
         path = self.path(metric_id)
         if not path.is_file():
             return None
@@ -464,6 +531,12 @@ class Archive:
     ) -> Series:
         if cf not in CFS:
             raise ArchiveError(f"consolidation function {cf!r} is not one of {', '.join(CFS)}")
+        if self.reads_remote:
+            got = self._remote_read(remote.fetch, metric_id, cf, start, end)
+            if got is None:
+                raise ArchiveError(f"no such metric: {metric_id}")
+            t0, t1, step, values = got
+            return Series(metric_id, t0, t1, step, cf, values)
         path = self.path(metric_id)
         if not path.is_file():
             raise ArchiveError(f"no such metric: {metric_id}")
@@ -478,6 +551,11 @@ class Archive:
         return Series(metric_id, int(t0), int(t1), int(step), cf, [r[0] for r in rows])
 
     def info(self, metric_id: str) -> dict[str, object]:
+        if self.reads_remote:
+            got: dict[str, object] | None = self._remote_read(remote.info, metric_id)
+            if got is None:
+                raise ArchiveError(f"no such metric: {metric_id}")
+            return got
         path = self.path(metric_id)
         if not path.is_file():
             raise ArchiveError(f"no such metric: {metric_id}")

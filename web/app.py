@@ -103,7 +103,12 @@ def _security_headers(resp: Response) -> Response:
 
 def _template_globals() -> dict[str, Any]:
     auth: Auth = ext("auth")
-    return {"user": g.get("user"), "can_login": auth.can_login, "icon_labels": ICON_LABELS}
+    return {
+        "user": g.get("user"),
+        "can_login": auth.can_login,
+        "icon_labels": ICON_LABELS,
+        "archive_warning": monitor().archive.flush_error,  # set by this request's reads, if they failed
+    }
 
 
 @functools.lru_cache(maxsize=4096)  # the overview formats the same few times thousands of times

@@ -136,7 +136,8 @@ class Monitor:
     def __init__(self, config: Config, clock: Callable[[], float]) -> None:
         self.config = config
         self.clock = clock
-        self.archive = Archive(config.rrd_dir, config.archive.step, config.rrdcached)
+        # rrdcached away: pages show the files as on disk (minutes old) with a banner, not an error
+        self.archive = Archive(config.rrd_dir, config.archive.step, config.rrdcached, flush_errors="warn")
         self.latest = LatestCache(self.archive)
         self.metric_ids = MetricIds(config.rrd_dir)
         self.renderer = GraphRenderer(self.archive, config.resolve(config.web.graph_cache_dir), clock)

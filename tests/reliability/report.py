@@ -36,6 +36,31 @@ ELSEWHERE = [
         "the others stay on schedule",
         "tests/core/test_service.py::test_daemon_keeps_good_slurpers_on_schedule_while_one_hangs",
     ),
+    (
+        "many uncached graphs requested at once from `rexmon web` (librrd's graph code is not thread-safe)",
+        "drawn one at a time per process; every image is served and the server stays up",
+        "tests/web/test_concurrency.py::test_many_uncached_graphs_at_once_are_all_drawn",
+    ),
+    (
+        "rrdcached killed under `rexmon web`",
+        "pages, graphs and the API answer from the files on disk, a banner names rrdcached; one log line",
+        "tests/web/test_rrdcached_down.py::test_pages_and_api_read_the_files_on_disk_and_say_so",
+    ),
+    (
+        "rrdcached down for `rexmon metrics` on a collector host",
+        "exit 1 naming rrdcached and its address",
+        "tests/core/test_remote_reads.py::test_rrdcached_gone_is_an_error_naming_it",
+    ),
+    (
+        "STOMP broker or ftsmon with an untrusted certificate, no client certificate, or a refused one",
+        "an error naming which side refused which certificate; the consumer retries with backoff",
+        "tests/transfer/test_fts_tls.py",
+    ),
+    (
+        "`make demo` after a demo that crashed or was killed (its rrdcached still running)",
+        "the old rrdcached is stopped (it flushes), the demo starts, the collector journal is replayed",
+        "tests/demo/test_daemons.py::test_rrdcached_left_by_a_killed_demo_is_stopped_and_replaced",
+    ),
 ]
 OUTCOME = {
     "passed": "verified",

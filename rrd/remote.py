@@ -35,17 +35,21 @@ def list_ids(client: RRDCachedClient) -> list[str]:
     return sorted(out)
 
 
-def _missing(msg: str) -> bool:
-    return "no such file" in msg.lower()
+def _lines(client: RRDCachedClient, command: str) -> list[str] | None:
+    """The lines of rrdcached's answer to a command on one file; None when the file does not exist."""
+    code, msg, lines = client.command(command)
+    if code < 0:
+        if "no such file" in msg.lower():
+            return None
+        raise RemoteReadError(f"{command}: {msg}")
+    return lines
 
 
 def info(client: RRDCachedClient, name: str) -> dict[str, object] | None:
-    """``rrdtool info`` of one file as rrdcached reads it (pending updates flushed); None: no file."""
-    code, msg, lines = client.command(f"INFO {name}")
-    if code < 0:
-        if _missing(msg):
-            return None
-        raise RemoteReadError(f"INFO {name}: {msg}")
+    """``rrdtool info`` of one file as rrdcached reads it; None when there is no such file."""
+    lines = _lines(client, f"INFO {name}")
+    if lines is None:
+        return None
     out: dict[str, object] = {}
     for line in lines:
         key, _, rest = line.partition(" ")
@@ -86,11 +90,9 @@ def fetch(
     client: RRDCachedClient, name: str, cf: str, start: int, end: int
 ) -> tuple[int, int, int, list[float | None]] | None:
     """(start, end, step, values) as ``rrdtool fetch`` gives them (rows labelled by their end)."""
-    code, msg, lines = client.command(f"FETCH {name} {cf} {int(start)} {int(end)}")
-    if code < 0:
-        if _missing(msg):
-            return None
-        raise RemoteReadError(f"FETCH {name}: {msg}")
+    lines = _lines(client, f"FETCH {name} {cf} {int(start)} {int(end)}")
+    if lines is None:
+        return None
     head: dict[str, str] = {}
     values: list[float | None] = []
     for line in lines:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,9 @@ CFS = ("AVERAGE", "MIN", "MAX")
 DAY = 86400
 #: lines per part of a streamed BATCH (see Archive.write)
 CHUNK = 1024
+#: with flush_errors="warn": after a failed flush, reads skip flushing for this long (a dead TCP peer
+#: would otherwise hold every page for the connect timeout)
+FLUSH_RETRY_SECONDS = 10.0
 
 
 class ArchiveError(Exception):
@@ -146,13 +150,15 @@ class Archive:
         journal_dir: Path | None = None,
         journal_limit: int = 16 << 20,
         flush_errors: Literal["raise", "warn"] = "raise",
+        monotonic: Callable[[], float] = time.monotonic,
+        timeout: float = 30.0,
     ) -> None:
         self.rrd_dir = Path(rrd_dir)
         self.step = int(step)
         self.rrdcached = rrdcached
-        self._client = RRDCachedClient(rrdcached) if rrdcached else None
+        self._client = RRDCachedClient(rrdcached, timeout) if rrdcached else None
         #: CREATE and LAST of files first seen while a streamed BATCH holds ``_client`` (second connection)
-        self._control = RRDCachedClient(rrdcached) if rrdcached else None
+        self._control = RRDCachedClient(rrdcached, timeout) if rrdcached else None
         #: with rrdcached: rexmon's write-ahead log of updates (opened by the first write only)
         self.journal_dir = Path(journal_dir) if journal_dir else self.rrd_dir / ".journal"
         self.journal_limit = journal_limit
@@ -165,6 +171,8 @@ class Archive:
         #: once in the log and keeps the reason in ``flush_error`` until a flush succeeds again
         self._flush_errors = flush_errors
         self.flush_error: str | None = None
+        self._monotonic = monotonic
+        self._flush_retry_at = 0.0
         if any(c in str(self.rrd_dir) for c in "\n\r"):
             raise ArchiveError(f"rrd_dir {str(self.rrd_dir)!r} contains a line break")
         #: per metric written by this process: [last update time, "UPDATE <file> " prefix, is GAUGE]
@@ -426,6 +434,8 @@ class Archive:
         if metric_id is None:
             self.flush_many(list(self._meta))
             return
+        if self._flush_paused():
+            return
         try:
             self._client.flush(self._name(metric_id)[1])
         except RRDCachedError as exc:
@@ -434,7 +444,7 @@ class Archive:
             self.flush_error = None
 
     def flush_many(self, metric_ids: Sequence[str]) -> None:
-        if self._client is not None and metric_ids:
+        if self._client is not None and metric_ids and not self._flush_paused():
             try:
                 self._client.flush_many([self._name(m)[1] for m in metric_ids])
             except RRDCachedError as exc:
@@ -448,6 +458,11 @@ class Archive:
         if self.flush_error is None:
             log.warning("%s; showing the RRD files as they are on disk until it answers again", exc)
         self.flush_error = str(exc)
+        self._flush_retry_at = self._monotonic() + FLUSH_RETRY_SECONDS
+
+    def _flush_paused(self) -> bool:
+        """A reader in "warn" mode whose last flush failed waits FLUSH_RETRY_SECONDS before the next."""
+        return self.flush_error is not None and self._monotonic() < self._flush_retry_at
 
     @property
     def reads_remote(self) -> bool:

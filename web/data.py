@@ -136,8 +136,11 @@ class Monitor:
     def __init__(self, config: Config, clock: Callable[[], float]) -> None:
         self.config = config
         self.clock = clock
-        # rrdcached away: pages show the files as on disk (minutes old) with a banner, not an error
-        self.archive = Archive(config.rrd_dir, config.archive.step, config.rrdcached, flush_errors="warn")
+        # rrdcached away: pages show the files as on disk (minutes old) with a banner, not an error; a
+        # peer that does not answer holds a page for at most 5 s, then FLUSH_RETRY_SECONDS none
+        self.archive = Archive(
+            config.rrd_dir, config.archive.step, config.rrdcached, flush_errors="warn", timeout=5.0
+        )
         self.latest = LatestCache(self.archive)
         self.metric_ids = MetricIds(config.rrd_dir)
         self.renderer = GraphRenderer(self.archive, config.resolve(config.web.graph_cache_dir), clock)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import rrd.archive as archive_mod
 from rrd.archive import Archive, Update
 from tests.fixtures.rrdcached import start_rrdcached
 from tests.web.conftest import NOW, SPEC, STEP, Site
@@ -19,8 +21,12 @@ API = ["/api/metrics", "/api/metrics/load/load/series", "/api/metrics/load/load/
 
 
 def test_pages_and_api_read_the_files_on_disk_and_say_so(
-    make_site: Callable[..., Site], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_site: Callable[..., Site],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(archive_mod, "FLUSH_RETRY_SECONDS", 1.0)
     site = make_site()
     daemon = start_rrdcached(site.config.rrd_dir, tmp_path / "daemon", tcp=False)
     try:
@@ -50,8 +56,9 @@ def test_pages_and_api_read_the_files_on_disk_and_say_so(
         assert client.get("/api/metrics?match=load/load").get_json()[0]["value"] == 9.5
         warnings = [r for r in caplog.records if "showing the RRD files as they are on disk" in r.message]
         assert len(warnings) == 1, [r.message for r in caplog.records]  # once, not once per request
-        # back again: no banner
+        # back again: the next try, FLUSH_RETRY_SECONDS after the last failure, finds it; no banner
         daemon = start_rrdcached(site.config.rrd_dir, tmp_path / "daemon", tcp=False)
+        time.sleep(1.1)
         assert "rrdcached is not answering" not in client.get("/").get_data(as_text=True)
     finally:
         writer.close()

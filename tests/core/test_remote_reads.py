@@ -66,13 +66,20 @@ def test_files_rexmon_did_not_name_are_not_listed(tmp_path: Path, rrdcached_tcp:
         collector.close()
 
 
-def test_rrdcached_gone_is_an_error_naming_it(tmp_path: Path, rrdcached_tcp: RRDCached) -> None:
+def test_rrdcached_gone_is_an_error_naming_it(
+    tmp_path: Path, rrdcached_tcp: RRDCached, write_config: Callable[..., Path], runner: CliRunner
+) -> None:
     collector = Archive(tmp_path / "not-here", 60, rrdcached_tcp.address)
     rrdcached_tcp.stop()
     with pytest.raises(ArchiveError, match=rf"rrdcached at {rrdcached_tcp.address}"):
         collector.metric_ids()
     with pytest.raises(ArchiveError, match=r"s0/g0: .*rrdcached"):
         collector.last("s0/g0")
+    config = write_config(
+        f'[archive]\nrrd_dir = "{tmp_path / "not-here"}"\nrrdcached = "{rrdcached_tcp.address}"\n'
+    )
+    listed = runner.invoke(cli, ["--config", str(config), "metrics"])
+    assert listed.exit_code == 1 and f"rrdcached at {rrdcached_tcp.address}" in listed.output, listed.output
 
 
 def test_rexmon_metrics_on_a_collector_host(

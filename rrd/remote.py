@@ -11,7 +11,7 @@ import math
 import re
 
 from rrd.names import check_id
-from rrd.rrdcached import RRDCachedClient, RRDCachedError
+from rrd.rrdcached import RRDCachedClient
 
 _FETCH_HEADER = re.compile(r"^(\w+): (.*)$")
 
@@ -114,4 +114,4 @@ def fetch(
     return t0, t1, step, values
 
 
-__all__ = ["RRDCachedError", "RemoteReadError", "fetch", "info", "last", "list_ids"]
+__all__ = ["RemoteReadError", "fetch", "info", "last", "list_ids"]

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from rexmon.absent import AbsentFill
 from rrd.archive import Archive, SeriesSpec, Update
 from rrd.names import make_id
 from slurpers.api import Reading, Slurper
@@ -279,6 +280,8 @@ class Prefill:
         self.slurpers = {s.id: s for s in slurpers}
         self.heartbeat = heartbeat
         self._series: dict[tuple[str, str], tuple[str, SeriesSpec]] = {}
+        #: per slurper, the names of ``when_absent`` families written (rexmon/absent.py)
+        self.counted: dict[str, set[str]] = {}
         self.stats = PrefillStats()
 
     def series(self, slurper_id: str, name: str) -> tuple[str, SeriesSpec]:
@@ -292,6 +295,8 @@ class Prefill:
             else:
                 ms = s.spec_for(name)
                 spec = SeriesSpec(ms.ds_type, max(self.heartbeat, int(2 * s.interval)), ms.min, ms.max)
+                if ms.when_absent is not None:
+                    self.counted.setdefault(slurper_id, set()).add(name)
             hit = (make_id(slurper_id, name), spec)
             self._series[key] = hit
         return hit
@@ -352,13 +357,26 @@ def prefill(
     seed: int = 1,
     workers: int = 2,
     heartbeat: int = 2 * STEP,
+    absent: AbsentFill | None = None,
 ) -> PrefillStats:
-    """Write the simulated week: generated rows per chunk of time, then the extra (Munin, health) rows."""
+    """Write the simulated week: generated rows per chunk of time, then the extra (Munin, health) rows.
+
+    ``absent``: the collector's record of dynamic counts; the names written are entered as reported at
+    the last time, so the collector writes 0 for those its first runs no longer see, as after a real run.
+    """
     started = time.monotonic()
     writer = Prefill(archive, slurpers, heartbeat)
     for rows in generate(sources, times, seed, workers):
         writer.write(rows)
     if extra_rows:
         writer.write(sorted(extra_rows, key=lambda r: r[1]))
+    if absent is not None and times:
+        for sid, names in writer.counted.items():
+            slurper = writer.slurpers[sid]
+
+            def when_absent(name: str, s: Slurper = slurper) -> float | None:
+                return s.spec_for(name).when_absent
+
+            absent.fill(sid, names, when_absent, times[-1])
     writer.stats.seconds = time.monotonic() - started
     return writer.stats

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alarms.pipeline import build as build_alarms
+from rexmon.absent import AbsentFill
 from rexmon.config import Config, build_slurper, load
 from rexmon.demo import democonfig, history
 from rexmon.demo.daemons import RRDCached, WebServer, port_open, start_rrdcached
@@ -68,6 +69,8 @@ class Demo:
         self.notes: list[str] = []
         self.password = ""
         self.url = ""
+        #: the time of the pre-filled history's last point; the collector's live runs come after it
+        self.history_end: float | None = None
         self.config: Config | None = None
         self.prefill_stats: history.PrefillStats | None = None
         self._stops: list[tuple[str, Callable[[], None]]] = []
@@ -194,9 +197,17 @@ class Demo:
                 f"pre-filling {len(times)} points per metric ({len(times) * history.STEP / 86400:.1f} days)"
             )
             stats = history.prefill(
-                archive, slurpers, sources, extra, times, seed=self.options.seed, workers=self.options.workers
+                archive,
+                slurpers,
+                sources,
+                extra,
+                times,
+                seed=self.options.seed,
+                workers=self.options.workers,
+                absent=AbsentFill(cfg.state_dir / "absent"),  # where the collector's Runner keeps them
             )
             self.prefill_stats = stats
+            self.history_end = times[-1] if times else None
             self.say(
                 f"pre-filled {stats.written} values of {stats.metrics} metrics in {stats.batches} batches "
                 f"in {stats.seconds:.1f} s"

@@ -57,6 +57,25 @@ def test_every_simulated_slurper_has_metrics(demo: Demo) -> None:
     assert {"condor", "slurm", "slurm-rest", "tape", "cpu", "load", "memory"} <= slurpers
 
 
+def test_pending_reasons_of_the_history_are_written_by_the_first_live_run(demo: Demo) -> None:
+    """The week's pending.<reason> names that squeue no longer lists read 0, not stale: after each Slurm
+    slurper's first live run, every pending.* series of it was written by that run."""
+    assert demo.history_end is not None
+    for slurper in ("slurm", "slurm-rest"):
+        deadline = time.monotonic() + 120
+        while True:
+            rows = {m["id"]: m for m in _metric_list(demo) if m["id"].startswith(f"{slurper}/")}
+            run = rows.get(f"{slurper}/jobs.pending")
+            if run is not None and run["time"] > demo.history_end:
+                break
+            assert time.monotonic() < deadline, f"{slurper} ran no live round"
+            time.sleep(2)
+        pending = {mid: m for mid, m in rows.items() if mid.startswith(f"{slurper}/pending.")}
+        assert pending, f"the history wrote no {slurper}/pending.* series"
+        assert all(m["time"] == run["time"] for m in pending.values()), pending
+        assert all(m["icon"] != "stale" for m in pending.values()), pending
+
+
 def _metric_list(demo: Demo) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = get_json(f"{demo.url}api/metrics")
     return rows

@@ -154,7 +154,8 @@ def _serve_until_signal(start: Callable[[], None], stop: Callable[[], None]) -> 
 @click.pass_context
 def slurp(ctx: click.Context, slurper_id: str, dry_run: bool) -> None:
     """Run one slurper once and print its readings."""
-    from rexmon.service import Runner, Service
+    from rexmon.runner import Runner
+    from rexmon.service import Service
 
     cfg = load_config(ctx)
     matches = [s for s in cfg.slurpers if s.id == slurper_id]

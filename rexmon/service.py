@@ -12,165 +12,24 @@ import logging
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from alarms.observation import AlarmSink, Observation
-from rexmon.absent import AbsentFill
-from rexmon.config import Config, SlurperConfig, build_slurper, parse_shard
-from rexmon.state import CheckpointStore
+from alarms.observation import AlarmSink
+from rexmon.config import Config, build_slurper
+from rexmon.runner import HEALTH, Runner, RunResult
+from rexmon.scheduling import LagRecordingExecutor, lag_metric, phase, select_slurpers, shard_of, utc
 from rrd.archive import Archive, SeriesSpec, Update, WriteResult
-from rrd.names import clean_part, make_id
-from slurpers.api import CollectContext, MetricSpec, Reading, Slurper, SlurperError
+from slurpers.api import Slurper
 
 log = logging.getLogger(__name__)
-HEALTH = "rexmon"
 #: how often rrdcached is made to write the files updated since the last time, so rexmon's own update
 #: journal (rrd/journal.py) can be emptied; like rrdcached's -w, it bounds the work a restart replays
 JOURNAL_SYNC_SECONDS = 300.0
 Clock = Callable[[], float]
-
-
-@dataclass
-class RunResult:
-    """What one slurper run produced, ready for the writer."""
-
-    slurper_id: str
-    started: float
-    duration: float
-    updates: list[Update] = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
-    error: str | None = None
-    new_state: dict[str, Any] | None = None
-    lag: float | None = None
-    ctx: CollectContext | None = None
-
-
-def shard_of(slurper_id: str, shards: int) -> int:
-    """Deterministic shard (1-based) of a slurper id: the same on every host and every release."""
-    return zlib.crc32(slurper_id.encode()) % shards + 1
-
-
-def phase(slurper_id: str, interval: float, now: float) -> float:
-    """Seconds until a slurper's first run: a fixed phase per id, so 10,000 slurpers spread evenly
-    over their interval (instead of all firing at start-up) and keep their phase across restarts."""
-    offset = (zlib.crc32(slurper_id.encode()) % 10_000) / 10_000 * interval
-    return (offset - now) % interval
-
-
-def lag_metric(shard: str | None) -> str:
-    """``rexmon/scheduler.lag``, or ``rexmon/scheduler.shard<I>of<N>.lag`` for one shard of a scale-out."""
-    if not shard:
-        return make_id(HEALTH, "scheduler.lag")
-    i, n = parse_shard(shard)
-    return make_id(HEALTH, f"scheduler.shard{i}of{n}.lag")
-
-
-def select_slurpers(config: Config, shard: str | None = None) -> list[SlurperConfig]:
-    chosen = [s for s in config.slurpers if s.enabled]
-    spec = shard if shard is not None else config.scheduler.shard
-    if spec:
-        i, n = parse_shard(spec)
-        chosen = [s for s in chosen if shard_of(s.id, n) == i]
-    return chosen
-
-
-class Runner:
-    """Runs slurpers and turns their readings into archive updates (no scheduling here)."""
-
-    def __init__(
-        self, config: Config, slurpers: Sequence[Slurper], clock: Clock = time.time, *, dry_run: bool = False
-    ) -> None:
-        self.config = config
-        self.clock = clock
-        self.slurpers = {s.id: s for s in slurpers}
-        self.checkpoints = CheckpointStore(config.state_dir)
-        self.absent = AbsentFill(config.state_dir / "absent", read_only=dry_run)
-        self._specs: dict[tuple[str, str], tuple[str, SeriesSpec, MetricSpec]] = {}
-
-    def run(self, slurper: Slurper, lag: float | None = None) -> RunResult:
-        started = self.clock()
-        ctx = CollectContext(now=started, timeout=slurper.timeout, state=self.checkpoints.load(slurper.id))
-        result = RunResult(slurper.id, started, 0.0, lag=lag)
-        try:
-            readings = list(slurper.collect(ctx))
-            self._convert(slurper, readings, started, result)
-            result.new_state = ctx.new_state
-            result.ctx = ctx
-        except SlurperError as exc:
-            result.error = str(exc)
-        except Exception as exc:  # a buggy plugin is isolated, logged with its traceback
-            log.exception("slurper %s crashed", slurper.id)
-            result.error = f"internal error in slurper {slurper.id}: {type(exc).__name__}: {exc}"
-        result.duration = self.clock() - started
-        if result.error:
-            result.updates.clear()
-            result.observations.clear()
-        return result
-
-    def _convert(self, slurper: Slurper, readings: list[Reading], now: float, result: RunResult) -> None:
-        default_t = int(now)
-        counted: set[str] = set()
-        if any(r.time is not None for r in readings if isinstance(r, Reading)):
-            # back-dated series (Netbeam, Munin epoch:value) reach the archive oldest first
-            readings = sorted(readings, key=lambda r: default_t if r.time is None else r.time)
-        for r in readings:
-            if not isinstance(r, Reading):
-                raise SlurperError(f"slurper {slurper.id} returned {type(r).__name__}, not a Reading")
-            if not isinstance(r.metric, str) or clean_part(r.metric) != r.metric:
-                raise SlurperError(
-                    f"slurper {slurper.id} produced the metric name {r.metric!r:.80}, which is not allowed "
-                    "(letters, digits, '.', '_', '-'; not starting with '.', no '..'); nothing archived"
-                )
-            spec = self._add(slurper, r.metric, default_t if r.time is None else int(r.time), r.value, result)
-            if spec.when_absent is not None:
-                counted.add(r.metric)
-        # counts that vanished from the source (a user with no jobs left) are 0, not stale
-        value_of = lambda name: self._spec(slurper, name)[2].when_absent  # noqa: E731
-        for name, value in self.absent.fill(slurper.id, counted, value_of, now):
-            self._add(slurper, name, default_t, value, result)
-
-    def _add(self, slurper: Slurper, name: str, t: int, value: float | None, result: RunResult) -> MetricSpec:
-        metric_id, series, spec = self._spec(slurper, name)
-        result.updates.append(Update(metric_id, t, value, series))
-        result.observations.append(
-            Observation(metric_id, t, value, spec.ds_type, slurper.interval, spec.warning, spec.critical)
-        )
-        return spec
-
-    def _spec(self, slurper: Slurper, name: str) -> tuple[str, SeriesSpec, MetricSpec]:
-        key = (slurper.id, name)
-        hit = self._specs.get(key)
-        if hit is None:
-            spec = slurper.spec_for(name)
-            heartbeat = int(max(2 * slurper.interval, self.config.archive.step))
-            series = SeriesSpec(spec.ds_type, heartbeat, spec.min, spec.max)
-            hit = (make_id(slurper.id, name), series, spec)
-            if not _dynamic_config(slurper):
-                self._specs[key] = hit
-        return hit
-
-    def health_updates(self, results: Sequence[RunResult]) -> list[Update]:
-        out = []
-        for r in results:
-            t = int(r.started)
-            hb = int(max(2 * self.slurpers[r.slurper_id].interval, self.config.archive.step))
-            g = SeriesSpec("GAUGE", hb, 0, None)
-            out.append(Update(make_id(HEALTH, f"{r.slurper_id}.duration"), t, round(r.duration, 6), g))
-            out.append(Update(make_id(HEALTH, f"{r.slurper_id}.errors"), t, 1 if r.error else 0, g))
-        return out
-
-
-def _dynamic_config(slurper: Slurper) -> bool:
-    # a Munin plugin's config can change between runs (min/max/type); do not cache its specs
-    return slurper.type_name == "munin"
 
 
 class Service:
@@ -273,7 +132,7 @@ class Service:
                 args=(s.id,),
                 id=s.id,
                 name=s.id,
-                next_run_time=_utc(first),
+                next_run_time=utc(first),
                 misfire_grace_time=max(1, int(s.interval)),
             )
         self._writer = threading.Thread(target=self._write_loop, name="rexmon-writer", daemon=True)
@@ -399,27 +258,4 @@ def _safe_close(s: Slurper) -> None:
         log.exception("closing slurper %s failed", s.id)
 
 
-def _utc(ts: float) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC)
-
-
-class LagRecordingExecutor(ThreadPoolExecutor):  # type: ignore[misc]
-    """APScheduler's thread pool, remembering each job's scheduled run time so the job can measure lag."""
-
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(max_workers)
-        self._scheduled: dict[str, float] = {}
-
-    def submit_job(self, job: Any, run_times: list[Any]) -> None:
-        from apscheduler.executors.base import MaxInstancesReachedError
-
-        with self._lock:  # the base class' RLock: the job cannot start before its time is recorded
-            if self._instances[job.id] >= job.max_instances:
-                raise MaxInstancesReachedError(job)
-            self._scheduled[job.id] = run_times[-1].timestamp()
-            super().submit_job(job, run_times)
-
-    def scheduled_time(self, job_id: str) -> float | None:
-        return self._scheduled.get(job_id)
+__all__ = ["HEALTH", "RunResult", "Runner", "Service", "lag_metric", "phase", "select_slurpers", "shard_of"]

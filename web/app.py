@@ -47,9 +47,10 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     }
     app.before_request(_authenticate)  # before CSRF: an anonymous write is a 401, not a form error
     csrf.init_app(app)
-    from web import api, downtimes, views
+    from web import api, downtimes, graphs, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(graphs.bp)
     app.register_blueprint(downtimes.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the JSON API takes only application/json bodies, which forms cannot send

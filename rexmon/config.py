@@ -115,6 +115,19 @@ class WebConfig:
     #: absolute URL of the site, for links in notifications
     base_url: str = "http://127.0.0.1:8080"
     graph_cache_dir: str = "var/graphs"
+    #: the site's time zone, offered by the pages' zone picker next to UTC and the browser's
+    zone: str = "UTC"
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"zone {v[:64]!r} is not an IANA time zone (e.g. Europe/Zurich)") from None
+        return v
 
 
 @dataclass(frozen=True)

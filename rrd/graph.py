@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import multiprocessing
 import os
 import re
 import tempfile
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,10 +39,12 @@ THRESHOLD_COLORS = {"warning": "#e0a000", "critical": "#d00000"}
 MIN_SIZE, MAX_SIZE = (100, 50), (4000, 2000)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CACHE_MAX_AGE = 86400
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
 #: librrd's graph code is not thread-safe (its Pango font map and fontconfig are process-wide): two
-#: ``graphv`` calls at once in one process crash it (SIGSEGV, or an fcmatch.c assertion). The binding
-#: releases the GIL, so the web server's threads would draw at the same time; one graph at a time here.
-#: fetch, info and last are safe in parallel and are not held up by this lock.
+#: ``graphv`` calls at once in one process crash it (SIGSEGV, or an fcmatch.c assertion), and it takes
+#: the time zone of its axis from the process-wide ``TZ``. So graphs are drawn in single-threaded child
+#: processes (:class:`Drawer`), each setting ``TZ`` for the graph it draws; a crash there is one failed
+#: image, not a dead web server. fetch, info and last stay in the server process.
 _GRAPH_LOCK = threading.Lock()
 
 
@@ -80,6 +86,11 @@ class GraphSpec:
     bands: tuple[Band, ...] = ()
     rules: tuple[Rule, ...] = ()
     full_size: bool = False
+    #: the IANA zone of the time axis (part of the cache key: the same URL in two zones is two images)
+    zone: str = "UTC"
+    #: the values' unit (the y axis label, the legend's numbers) and the base of its prefixes
+    unit: str = ""
+    base: int = 1000
 
     def __post_init__(self) -> None:
         if not self.metric_ids:
@@ -92,6 +103,22 @@ class GraphSpec:
             raise GraphError(f"size {self.width}x{self.height} is outside {MIN_SIZE} .. {MAX_SIZE}")
         if self.fmt not in CONTENT_TYPES:
             raise GraphError(f"format {self.fmt!r} is not one of {', '.join(CONTENT_TYPES)}")
+        check_zone(self.zone)
+        if self.base not in (1000, 1024):
+            raise GraphError(f"base {self.base!r} must be 1000 (SI prefixes) or 1024 (IEC prefixes)")
+
+
+def check_zone(name: str) -> str:
+    """``name`` when it is an IANA time zone (never a path: glibc would read any file as ``TZ``)."""
+    ok = len(name) <= 64 and bool(_ZONE.match(name))
+    if ok:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            ok = False
+    if not ok:
+        raise GraphError(f"{name[:64]!r} is not a time zone (use an IANA name like Europe/Zurich)")
+    return name
 
 
 @dataclass
@@ -141,7 +168,13 @@ def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
         "SHADEA#ffffff",
         "--color",
         "SHADEB#ffffff",
+        "--base",
+        str(spec.base),
+        "--watermark",
+        f"times in {spec.zone}",
     ]
+    if spec.unit:
+        args += ["--vertical-label", escape_text(spec.unit, 40).replace("\\:", ":")]
     if spec.full_size:
         args.append("--full-size-mode")
     if spec.rules:  # autoscaling ignores HRULEs: widen the y axis so every threshold line shows
@@ -154,7 +187,7 @@ def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
     args += _band_args(spec.bands)
     for i, mid in enumerate(spec.metric_ids):
         label = spec.labels[i] if i < len(spec.labels) else mid
-        args += _line_args(i, label, PALETTE[i % len(PALETTE)])
+        args += _line_args(i, label, PALETTE[i % len(PALETTE)], _gprint_unit(spec.unit))
     for rule in spec.rules:
         color = THRESHOLD_COLORS[rule.level]
         args.append(f"HRULE:{_num(rule.value)}{color}:{escape_text(rule.label)}\\l")
@@ -173,12 +206,19 @@ def _band_args(bands: Sequence[Band]) -> list[str]:
     return out
 
 
-def _line_args(i: int, label: str, color: str) -> list[str]:
+def _gprint_unit(unit: str) -> str:
+    """The unit as GPRINT text: ``%`` doubled (a format directive), ``B/s`` after the prefix (``MB/s``)."""
+    return escape_text(unit, 20).replace("%", "%%")
+
+
+def _line_args(i: int, label: str, color: str, unit: str = "") -> list[str]:
     v = f"v{i}"
     out = [f"LINE2:{v}{color}:{escape_text(label, 60)}\\l"]
     for cf, name in (("MINIMUM", "min"), ("AVERAGE", "avg"), ("MAXIMUM", "max"), ("LAST", "last")):
         out.append(f"VDEF:{v}{name}={v},{cf}")
-        out.append(f"GPRINT:{v}{name}:{name} %8.2lf%s")
+        out.append(
+            f"GPRINT:{v}{name}:{name} %8.2lf {'%s' + unit}" if unit else f"GPRINT:{v}{name}:{name} %8.2lf%s"
+        )
     out[-1] += "\\l"
     return out
 
@@ -202,12 +242,9 @@ class GraphRenderer:
             return Rendered(cache.read_bytes(), CONTENT_TYPES[spec.fmt], cached=True)
         args = build_args(spec, paths)
         try:
-            with _GRAPH_LOCK:
-                result = rrdtool.graphv("-", *args)
-        except rrdtool.OperationalError as exc:
+            data, info = DRAWER.draw(spec.zone, args)
+        except GraphError as exc:
             raise GraphError(f"rrdtool graph failed for {', '.join(spec.metric_ids)}: {exc}") from exc
-        data = bytes(result.pop("image"))
-        info = {k: (v if isinstance(v, str) else float(v)) for k, v in result.items()}
         if cache is not None:
             self._store(cache, data)
         return Rendered(data, CONTENT_TYPES[spec.fmt], info)
@@ -259,3 +296,58 @@ class GraphRenderer:
             except OSError:
                 continue
         return removed
+
+
+def _draw_in_child(zone: str, args: Sequence[str]) -> tuple[bytes, dict[str, float | str]]:
+    """In a drawing process (one thread): set the axis zone, draw, return the image and graphv's info."""
+    if os.environ.get("TZ") != zone:
+        os.environ["TZ"] = zone
+        time.tzset()
+    try:
+        result = rrdtool.graphv("-", *args)
+    except rrdtool.OperationalError as exc:
+        raise GraphError(str(exc)) from None
+    data = bytes(result.pop("image"))
+    return data, {k: (v if isinstance(v, str) else float(v)) for k, v in result.items()}
+
+
+class Drawer:
+    """A pool of single-threaded child processes that run ``rrdtool.graphv``, started on first use.
+
+    A child that dies (librrd crashed) breaks the pool: that graph fails with a GraphError and the next
+    one starts a new pool.
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def draw(self, zone: str, args: Sequence[str]) -> tuple[bytes, dict[str, float | str]]:
+        pool = self._get()
+        try:
+            return pool.submit(_draw_in_child, check_zone(zone), list(args)).result()
+        except BrokenProcessPool:
+            with _GRAPH_LOCK:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False)
+            raise GraphError("the drawing process died (librrd crashed); try again") from None
+
+    def _get(self) -> ProcessPoolExecutor:
+        with _GRAPH_LOCK:
+            if self._pool is None:
+                # spawn, not fork: a forked copy of the threaded web server could inherit a held lock
+                ctx = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the drawing processes (a later draw starts new ones)."""
+        with _GRAPH_LOCK:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+#: the process's drawing pool
+DRAWER = Drawer(min(2, os.cpu_count() or 1))

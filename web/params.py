@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from downtime import timeparse
 from rrd.names import MetricIdError, check_id
@@ -35,14 +35,14 @@ class TimeRange:
     period: str
 
 
-def parse_time(name: str, text: str, now: float) -> int:
-    """Epoch seconds from epoch digits, ISO 8601 (UTC unless it names an offset) or the CLI's
+def parse_time(name: str, text: str, now: float, zone: tzinfo = UTC) -> int:
+    """Epoch seconds from epoch digits, ISO 8601 (in ``zone`` unless it names an offset) or the CLI's
     expressions (``now``, ``-2h``, ``yesterday 08:00``, ``2026-11-20 08:00``)."""
     text = text.strip()[:100]
     if _INT.match(text):
         return int(check_time(name, int(text)))
     try:
-        return int(check_time(name, timeparse.parse_time(text, now, UTC)))
+        return int(check_time(name, timeparse.parse_time(text, now, zone)))
     except (timeparse.TimeParseError, OverflowError, OSError):
         raise ParamError(
             name, f"{text[:40]!r} is not a time (use 2026-11-20 08:00 in UTC, -2h, now or epoch seconds)"
@@ -56,14 +56,15 @@ def check_time(name: str, t: float) -> float:
     return t
 
 
-def time_range(args: Mapping[str, str], now: float, default: str = "day") -> TimeRange:
-    """``period`` (hour..year, ending now) or ``start``/``end``; ``end`` defaults to now."""
+def time_range(args: Mapping[str, str], now: float, default: str = "day", zone: tzinfo = UTC) -> TimeRange:
+    """``period`` (hour..year, ending now) or ``start``/``end`` (in ``zone`` without an offset);
+    ``end`` defaults to now."""
     period = args.get("period", "")
     if period and period not in PERIODS:
         raise ParamError("period", f"{period[:20]!r} is not one of {', '.join(PERIODS)}")
-    end = parse_time("end", args["end"], now) if args.get("end") else int(now)
+    end = parse_time("end", args["end"], now, zone) if args.get("end") else int(now)
     if args.get("start"):
-        start = parse_time("start", args["start"], now)
+        start = parse_time("start", args["start"], now, zone)
         name = "custom"
     else:
         name = period or default
@@ -75,9 +76,9 @@ def time_range(args: Mapping[str, str], now: float, default: str = "day") -> Tim
     return TimeRange(start, end, name)
 
 
-def input_time(t: float) -> str:
-    """A time as the range form shows it: ``2026-11-20 08:00`` in UTC (seconds only when not zero)."""
-    d = datetime.fromtimestamp(t, UTC)
+def input_time(t: float, zone: tzinfo = UTC) -> str:
+    """A time as the range form shows it: ``2026-11-20 08:00`` in ``zone`` (seconds only when not zero)."""
+    d = datetime.fromtimestamp(t, zone)
     return d.strftime("%Y-%m-%d %H:%M:%S" if d.second else "%Y-%m-%d %H:%M")
 
 

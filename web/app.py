@@ -54,6 +54,11 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     app.register_blueprint(downtimes.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the JSON API takes only application/json bodies, which forms cannot send
+    from web import acks, api_actions
+
+    app.register_blueprint(acks.bp)
+    app.register_blueprint(api_actions.bp)
+    csrf.exempt(api_actions.bp)  # JSON bodies only, as api.bp
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.add_template_filter(fmt_time, "time")

@@ -3,21 +3,79 @@
 from __future__ import annotations
 
 import logging
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, render_template, request, url_for
 
-from rrd.graph import GraphError, GraphSpec, Rule
+from rrd.graph import GraphError, GraphSpec, Rule, check_zone
 from rrd.names import MetricIdError, check_id
-from web.app import monitor, now
+from web.app import ext, fmt_value, monitor, now
 from web.data import MetricRow, group_of, thresholds
-from web.params import PERIODS, TimeRange, choice, int_param, metric_id, time_range
+from web.params import PERIODS, ParamError, TimeRange, choice, input_time, int_param, metric_id, time_range
 
 log = logging.getLogger(__name__)
 bp = Blueprint("graphs", __name__)
 MAX_LINES = 12
 SIZES = {"small": (400, 120), "medium": (700, 220), "large": (1100, 360)}
+
+
+VIEW_KEYS = ("period", "start", "end", "tz", "group")
+
+
+@bp.app_template_global()
+def view_query(**changes: str | None) -> str:
+    """The page's view (period or start/end, tz, group) as a query string, with ``changes`` (None drops)."""
+    q = {k: v for k, v in request.args.items() if k in VIEW_KEYS}
+    for k, v in changes.items():
+        if v is None:
+            q.pop(k, None)
+        else:
+            q[k] = v
+    return "?" + urlencode(q) if q else ""
+
+
+@bp.app_template_filter("input_time_in")
+def input_time_in(t: float, zone: str) -> str:
+    """A time as the range form shows it, in the page's zone."""
+    return input_time(t, zoneinfo.ZoneInfo(zone))
+
+
+@bp.app_template_filter("row_value")
+def row_value(row: MetricRow) -> str:
+    """A row's value with its unit."""
+    return fmt_value(row.value) + row.unit
+
+
+@bp.app_template_global("row_base")
+def _row_base(row: MetricRow) -> int:
+    return _base(row)
+
+
+def page_zone() -> str:
+    """The zone the page states (``tz`` in the URL, UTC by default): its times, axes and images."""
+    name = request.args.get("tz") or "UTC"
+    try:
+        return check_zone(name)
+    except GraphError as exc:
+        raise ParamError("tz", str(exc)) from None
+
+
+def zone_choices(zone: str) -> list[tuple[str, str]]:
+    """The picker's zones as (value, text): UTC, the site's, the one shown; the browser's is added by JS."""
+    site = ext("config").web.zone
+    out = [("UTC", "UTC")]
+    if site != "UTC":
+        out.append((site, f"{site} (site)"))
+    if zone not in (z for z, _ in out):
+        out.append((zone, zone))
+    return out
+
+
+def _range(zone: str) -> TimeRange:
+    return time_range(request.args, now(), zone=zoneinfo.ZoneInfo(zone))
 
 
 def _metric_row(mid: str) -> MetricRow:
@@ -31,7 +89,8 @@ def _metric_row(mid: str) -> MetricRow:
 def metric_page(slurper: str, metric: str) -> str:
     mid = metric_id(slurper, metric)
     row = _metric_row(mid)
-    tr = time_range(request.args, now())
+    zone = page_zone()
+    tr = _range(zone)
     bands = monitor().bands([mid], tr.start, tr.end)
     rules = thresholds(row.warning, row.critical)
     return render_template(
@@ -39,33 +98,69 @@ def metric_page(slurper: str, metric: str) -> str:
         row=row,
         ids=[mid],
         tr=tr,
+        zone=zone,
+        zones=zone_choices(zone),
         bands=bands,
         rules=rules,
-        img=_img_urls("graphs.metric_image", tr, slurper=slurper, metric=metric),
+        img=_img_urls("graphs.metric_image", tr, zone, slurper=slurper, metric=metric),
         periods=PERIODS,
         title=mid,
-        group_url=_group_link(row),
+        group_url=_group_link(row, zone),
+        history=_history(mid, tr),
     )
 
 
-def _group_link(row: MetricRow) -> str:
-    return url_for(".slurper_page", slurper=row.slurper, group=row.group) + f"#g-{row.group}"
+def _history(mid: str, tr: TimeRange) -> Any:
+    from alarms.history import metric_history
+
+    try:
+        return metric_history(monitor().engine, mid, limit=50)
+    except Exception as exc:  # an unmigrated or unreachable database: the page without the section
+        log.warning("alarm history of %s unavailable: %s", mid, exc)
+        return None
+
+
+def _group_link(row: MetricRow, zone: str) -> str:
+    q: dict[str, Any] = {"tz": zone} if zone != "UTC" else {}
+    return url_for(".slurper_page", slurper=row.slurper, group=row.group, **q) + f"#g-{row.group}"
 
 
 @bp.get("/graph/<slurper>")
 def slurper_page(slurper: str) -> str:
     """Every graph of a slurper: one per graph key (metrics sharing a name prefix)."""
     ids = _slurper_ids(slurper)
-    tr = time_range(request.args, now())
+    zone = page_zone()
+    tr = _range(zone)
     rows = monitor().overview(ids).slurpers
     if not rows:
         abort(404, f"no metrics for slurper {slurper}")
     only = request.args.get("group")
     groups = {k: v for k, v in rows[0].groups().items() if only is None or k == only}
-    images = {k: _img_urls("graphs.group_image", tr, slurper=slurper, group=k) for k in groups}
+    graphs = {k: _by_unit(v) for k, v in groups.items()}
+    images = {
+        (k, unit): _img_urls("graphs.group_image", tr, zone, slurper=slurper, group=k, unit=unit)
+        for k, by_unit in graphs.items()
+        for unit in by_unit
+    }
     return render_template(
-        "web/slurper.html", srow=rows[0], groups=groups, images=images, tr=tr, periods=PERIODS
+        "web/slurper.html",
+        srow=rows[0],
+        groups=groups,
+        graphs=graphs,
+        images=images,
+        tr=tr,
+        zone=zone,
+        zones=zone_choices(zone),
+        periods=PERIODS,
     )
+
+
+def _by_unit(rows: Sequence[MetricRow]) -> dict[str, list[MetricRow]]:
+    """A graph group's rows split by unit: one graph per unit, so every axis has one unit."""
+    out: dict[str, list[MetricRow]] = {}
+    for r in rows:
+        out.setdefault(r.unit, []).append(r)
+    return out
 
 
 def _slurper_ids(slurper: str) -> list[str]:
@@ -76,38 +171,53 @@ def _slurper_ids(slurper: str) -> list[str]:
     return [m for m in monitor().metric_ids() if m.split("/", 1)[0] == slurper]
 
 
-def _img_urls(endpoint: str, tr: TimeRange, **kw: Any) -> dict[str, str]:
+def _img_urls(endpoint: str, tr: TimeRange, zone: str, **kw: Any) -> dict[str, str]:
     """PNG and SVG URLs of a graph; url_for puts every non-path argument (e.g. group) in the query."""
     q: dict[str, Any] = {"period": tr.period} if tr.period != "custom" else {"start": tr.start, "end": tr.end}
+    if zone != "UTC":
+        q["tz"] = zone
     return {fmt: url_for(endpoint, fmt=fmt, **kw, **q) for fmt in ("png", "svg")}
 
 
 @bp.get("/img/<slurper>/<metric>.<any(png, svg):fmt>")
 def metric_image(slurper: str, metric: str, fmt: str) -> Response:
     mid = metric_id(slurper, metric)
-    state = monitor().states().get(mid)
-    rules = thresholds(state.warning, state.critical) if state else []
-    return _image([mid], fmt, mid, rules)
+    row = _metric_row(mid)
+    return _image([mid], fmt, mid, thresholds(row.warning, row.critical), row.unit, _base(row))
+
+
+def _base(row: MetricRow) -> int:
+    """1024 for a metric whose prefixes are IEC (Munin's ``graph_args --base 1024``), else 1000."""
+    base = getattr(row, "base", 1000)
+    return 1024 if base == 1024 else 1000
 
 
 @bp.get("/img/<slurper>.<any(png, svg):fmt>")
 def group_image(slurper: str, fmt: str) -> Response:
     group = request.args.get("group", "")
-    ids = [m for m in _slurper_ids(slurper) if group_of(m.split("/", 1)[1]) == group][:MAX_LINES]
-    if not ids:
+    unit = request.args.get("unit")
+    ids = [m for m in _slurper_ids(slurper) if group_of(m.split("/", 1)[1]) == group]
+    ov = monitor().overview(ids).slurpers
+    rows = sorted((r for s in ov for r in s.metrics), key=lambda r: r.name)
+    if unit is None and rows:  # without ``unit``: the group's first unit, never two units on one axis
+        unit = rows[0].unit
+    rows = [r for r in rows if r.unit == unit][:MAX_LINES]
+    if not rows:
         abort(404, f"no metrics in group {group!r} of slurper {slurper}")
-    states = monitor().states()
-    rules: dict[tuple[float, str], Rule] = {}
-    for mid in ids:
-        st = states.get(mid)
-        for r in thresholds(st.warning, st.critical) if st else []:
-            rules.setdefault((r.value, r.level), r)
+    rules: list[Rule] = []
+    for r in rows:  # each line names its series: with several series a bare "warning ~:10" says nothing
+        named = len(rows) > 1
+        for rule in thresholds(r.warning, r.critical):
+            rules.append(Rule(rule.value, f"{r.name} {rule.label}" if named else rule.label, rule.level))
     title = f"{slurper} {group}".strip()
-    return _image(ids, fmt, title, list(rules.values()))
+    return _image([r.metric_id for r in rows], fmt, title, rules, unit or "", _base(rows[0]))
 
 
-def _image(ids: Sequence[str], fmt: str, title: str, rules: Sequence[Rule]) -> Response:
-    tr = time_range(request.args, now())
+def _image(
+    ids: Sequence[str], fmt: str, title: str, rules: Sequence[Rule], unit: str = "", base: int = 1000
+) -> Response:
+    zone = page_zone()
+    tr = _range(zone)
     if tr.period != "custom":  # round "now" so period graphs can be served from the cache
         step = monitor().archive.step
         tr = TimeRange(tr.start - tr.end % step, tr.end - tr.end % step, tr.period)
@@ -128,6 +238,9 @@ def _image(ids: Sequence[str], fmt: str, title: str, rules: Sequence[Rule]) -> R
             labels,
             tuple(bands),
             tuple(rules),
+            zone=zone,
+            unit=unit,
+            base=base,
         )
         out = monitor().renderer.render(spec)
     except GraphError as exc:

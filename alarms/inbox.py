@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DBEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from alarms.catalogue import CatalogueWriter
 from alarms.observation import Observation
 from downtime.db import Base
 
@@ -127,13 +128,16 @@ class InboxSink:
 
     def __init__(self, db: DBEngine) -> None:
         self.db = db
+        self.catalogue = CatalogueWriter(db)
 
     def observe(self, observations: Sequence[Observation], now: float) -> None:
-        """Append a round's archived values to the inbox in one transaction."""
+        """Append a round's values to the inbox, and their shape to the catalogue, in one transaction."""
         if not observations:
             return
         with self.db.begin() as conn:
             append(conn, observations, now)
+            shapes = self.catalogue.note(conn, observations, now)
+        self.catalogue.written(shapes)
         log.debug("alarm inbox: %d value(s) queued for the evaluating host", len(observations))
 
     def tick(self, now: float) -> None:

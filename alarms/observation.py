@@ -21,6 +21,12 @@ class Observation:
     #: when the value was archived (None: the ``now`` of the round that observes it); set for values
     #: that reach the evaluating host through the inbox from another collector
     arrived: float | None = None
+    #: how the value is shown (the slurper's MetricSpec): unit, 1000 or 1024 multiples, label, graph
+    #: key; recorded in the metric catalogue (alarms.catalogue) for the web, never used to judge
+    unit: str = ""
+    base: int = 1000
+    label: str = ""
+    graph: str = ""
 
 
 class AlarmSink(Protocol):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine as DBEngine
 
 from alarms import inbox
+from alarms.catalogue import CatalogueWriter
 from alarms.coverage import Coverage
 from alarms.engine import Engine, MetricRecord, Outcome
 from alarms.inbox import InboxSink
@@ -64,6 +65,7 @@ class AlarmPipeline:
         self.records: dict[str, MetricRecord] = self.store.load()
         self._ack_id = self.store.last_ack_id()
         self._now: float | None = None
+        self.catalogue = CatalogueWriter(db)
 
     def observe(self, observations: Sequence[Observation], now: float) -> None:
         """Evaluate newly archived values, with the inbox's from other collectors, and commit."""
@@ -93,9 +95,12 @@ class AlarmPipeline:
                 claimed = inbox.claim(conn)
                 out = self.engine.observe(self.records, [*claimed.observations, *own], now, coverage)
                 messages = self._write(conn, out, now)
+                # the inbox's values carry no shape: their own collector wrote it to the catalogue
+                shapes = self.catalogue.note(conn, own, now)
                 # deleted in the transaction that commits their outcome: a crash loses and repeats nothing
                 inbox.delete(conn, claimed.ids)
             self._applied(out, messages)
+            self.catalogue.written(shapes)
             own = ()
             if len(claimed.ids) < inbox.CHUNK:
                 return

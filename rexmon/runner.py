@@ -99,7 +99,19 @@ class Runner:
         metric_id, series, spec = self._spec(slurper, name)
         result.updates.append(Update(metric_id, t, value, series))
         result.observations.append(
-            Observation(metric_id, t, value, spec.ds_type, slurper.interval, spec.warning, spec.critical)
+            Observation(
+                metric_id,
+                t,
+                value,
+                spec.ds_type,
+                slurper.interval,
+                spec.warning,
+                spec.critical,
+                unit=spec.unit,
+                base=spec.base,
+                label=spec.label,
+                graph=spec.graph,
+            )
         )
         return spec
 

@@ -75,10 +75,15 @@ class MetricSpec:
     #: earlier run reported and this run does not gets (0), instead of going stale; the service writes
     #: it for up to a week after the name vanished (rexmon/absent.py). None: nothing is written.
     when_absent: float | None = None
+    #: 1024 when the unit's multiples are binary (memory, file sizes: Munin's ``graph_args --base 1024``),
+    #: so pages print ``MiB``; 1000 gives SI prefixes
+    base: int = 1000
 
     def __post_init__(self) -> None:
         if self.ds_type not in DS_TYPES:
             raise ValueError(f"metric {self.name!r}: DS type {self.ds_type!r} is not one of {DS_TYPES}")
+        if self.base not in (1000, 1024):
+            raise ValueError(f"metric {self.name!r}: base {self.base!r} is not 1000 or 1024")
 
     def matches(self, name: str) -> bool:
         return self.name == name or (_is_pattern(self.name) and fnmatch.fnmatchcase(name, self.name))

@@ -59,6 +59,8 @@ class GraphConfig:
     title: str = ""
     vlabel: str = ""
     category: str = ""
+    #: ``graph_args --base 1024``: binary multiples (the only graph_args that changes what a value means)
+    base: int = 1000
     fields: dict[str, FieldConfig] = field(default_factory=dict)
 
 
@@ -90,6 +92,8 @@ def parse_config(text: str, plugin_name: str) -> dict[str, GraphConfig]:
                 current.vlabel = value
             elif key == "graph_category":
                 current.category = value
+            elif key == "graph_args":
+                current.base = 1024 if re.search(r"--base\s+1024\b", value) else 1000
             continue  # graph_args, graph_order, graph_info, ...: presentation only
         if key in ("host_name", "update_rate"):
             continue
@@ -178,6 +182,7 @@ class MuninSlurper(Slurper):
                         name=self._metric(gname, fname),
                         ds_type=fc.type,  # type: ignore[arg-type]
                         unit=g.vlabel,
+                        base=g.base,
                         min=fc.min,
                         max=fc.max,
                         label=fc.label or fname,

@@ -10,14 +10,17 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, jsonify, request
 
+from alarms.catalogue import UNKNOWN_META
 from downtime.store import DowntimeError, Which
 from rrd.archive import ArchiveError
 from web.app import monitor, now
 from web.data import band_label, thresholds
 from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
 from web.downtimes import DOWNTIME_ID, WHICH, store, store_error
+from web.latest import RATE_TYPES
 from web.openapi import openapi
 from web.params import CFS, ParamError, choice, int_param, metric_id, time_range
+from web.units import normalize, rate_unit
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -42,7 +45,13 @@ def metrics() -> Response:
                 "id": r.metric_id,
                 "value": r.value,
                 "time": r.time,
+                "display": r.display,
+                "unit": r.unit,
+                "base": r.base,
+                "graph": r.group,
                 "state": r.state,
+                "since": r.since,
+                "rule": r.rule,
                 "icon": r.icon,
                 "label": r.label,
                 "warning": r.warning,
@@ -89,9 +98,13 @@ def _series(mid: str, fmt: str) -> Response:
         resp = Response(buf.getvalue(), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="{mid.replace("/", "_")}.csv"'
         return resp
+    meta = monitor().meta().get(mid, UNKNOWN_META)
+    unit = rate_unit(meta.unit) if meta.ds_type in RATE_TYPES else normalize(meta.unit)
     return jsonify(
         {
             "id": mid,
+            "unit": unit,
+            "base": meta.base,
             "start": tr.start,
             "end": tr.end,
             "step": s.step,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from alarms.catalogue import UNKNOWN_META, CatalogueReader, MetricMeta
 from alarms.ranges import RangeError, parse_range
 from alarms.state import SEVERITY_ORDER, MetricState
 from alarms.store import current_states
@@ -25,11 +26,17 @@ from rexmon.config import Config
 from rrd.archive import Archive
 from rrd.graph import Band, GraphRenderer, Rule
 from web.latest import Latest, LatestCache, MetricIds
+from web.units import format_value, normalize, rate_unit
 
 log = logging.getLogger(__name__)
 
-#: overview icons, problems first; the rank sorts rows and slurpers
-ICONS: tuple[str, ...] = ("critical", "unknown", "warning", "stale", "acknowledged", "downtime", "ok")
+#: overview icons, problems first; the rank sorts rows and slurpers. ``unjudged``: no rule covers the
+#: metric, so nobody checks it (grey, counted apart, never shown as OK)
+ICONS: tuple[str, ...] = (
+    "critical", "unknown", "warning", "stale", "acknowledged", "downtime", "ok", "unjudged",
+)  # fmt: skip
+#: the state of a metric that the alarm engine does not judge (no ``[[alarm]]`` rule, no slurper default)
+UNJUDGED = "UNJUDGED"
 ICON_LABELS = {
     "critical": "CRITICAL",
     "unknown": "UNKNOWN",
@@ -38,6 +45,7 @@ ICON_LABELS = {
     "acknowledged": "acknowledged",
     "downtime": "in downtime",
     "ok": "OK",
+    "unjudged": "unjudged",
 }
 
 
@@ -56,9 +64,24 @@ class MetricRow:
     critical: str | None = None
     downtime_id: int | None = None
     ack_comment: str = ""
-    #: the raw archived value when ``value`` is a counter's rate; ``unit`` is then "/s"
+    #: the raw archived value when ``value`` is a counter's rate; ``unit`` is then a rate (``B/s``)
     raw: float | None = None
+    #: the unit of ``value`` as shown (normalized: ``B``, ``B/s``, ``jobs``), and its multiples' base
     unit: str = ""
+    base: int = 1000
+    #: the slurper's label for the metric (Munin's field label) and the name of the rule judging it
+    title: str = ""
+    rule: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The value with its unit and an SI/IEC prefix: ``69.6 MiB``, ``72.4 MB/s``."""
+        return format_value(self.value, self.unit, self.base)
+
+    @property
+    def raw_display(self) -> str:
+        """A counter's raw archived value, in the metric's own unit."""
+        return format_value(self.raw, self.unit.removesuffix("/s"), self.base)
 
     @functools.cached_property  # sorting 10,000 rows asks often
     def rank(self) -> tuple[int, int]:
@@ -73,7 +96,12 @@ class MetricRow:
 class SlurperRow:
     id: str
     metrics: list[MetricRow] = field(default_factory=list)
-    stale: bool = False
+
+    @property
+    def stale(self) -> bool:
+        """Every metric the engine judges is stale (the engine's word; unjudged metrics are not asked)."""
+        judged = [r for r in self.metrics if r.state != UNJUDGED]
+        return bool(judged) and all(r.icon == "stale" or r.state == "UNKNOWN" for r in judged)
 
     @property
     def worst(self) -> MetricRow | None:
@@ -82,8 +110,7 @@ class SlurperRow:
     @property
     def rank(self) -> tuple[int, int]:
         worst = self.worst
-        own = worst.rank if worst else (len(ICONS), 9)
-        return (min(own[0], ICONS.index("stale")), own[1]) if self.stale else own
+        return worst.rank if worst else (len(ICONS), 9)
 
     def groups(self) -> dict[str, list[MetricRow]]:
         out: dict[str, list[MetricRow]] = {}
@@ -145,7 +172,7 @@ class Monitor:
         self.metric_ids = MetricIds(config.rrd_dir)
         self.renderer = GraphRenderer(self.archive, config.resolve(config.web.graph_cache_dir), clock)
         self._engine: Engine | None = None
-        self.intervals = {s.id: s.interval for s in config.slurpers}
+        self.catalogue = CatalogueReader()
 
     # -- database ----------------------------------------------------------------------------------
     @property
@@ -164,6 +191,10 @@ class Monitor:
             log.warning("alarm states unavailable: %s", exc)
             return {}
 
+    def meta(self) -> Mapping[str, MetricMeta]:
+        """Each metric's unit, base, label and graph key, as the collectors recorded them."""
+        return self.catalogue.get(self.engine)
+
     def windows(self, t0: float, t1: float) -> list[Window]:
         try:
             return self.store().windows(t0, t1)
@@ -176,36 +207,28 @@ class Monitor:
         return DowntimeIndex([w for w in self.windows(now, now + 1) if w.covers_time(now)])
 
     # -- rows --------------------------------------------------------------------------------------
-    def stale_after(self, slurper: str) -> float:
-        interval = self.intervals.get(slurper, float(self.config.archive.step))
-        return 3 * max(interval, float(self.config.archive.step))
-
     def row(self, mid: str) -> MetricRow | None:
         """One metric's row, or None when it has no file."""
         latest = self.latest.get(mid)
         if latest is None:
             return None
         now = self.clock()
-        stale_after = self.stale_after(mid.split("/")[0])
-        return make_row(mid, latest, self.states().get(mid), self.current(now), now, stale_after)
+        meta = self.meta().get(mid, UNKNOWN_META)
+        return make_row(mid, latest, self.states().get(mid), self.current(now), now, meta)
 
     def overview(self, metric_ids: Sequence[str] | None = None) -> Overview:
         now = self.clock()
         ids = list(metric_ids) if metric_ids is not None else self.metric_ids()
         last = self.latest.get_many(ids)
         states = self.states()
+        meta = self.meta()
         current = self.current(now)
-        stale_after = {s: self.stale_after(s) for s in {m.split("/", 1)[0] for m in ids}}
         slurpers: dict[str, SlurperRow] = {}
         for mid in ids:
-            row = make_row(
-                mid, last.get(mid), states.get(mid), current, now, stale_after[mid.split("/", 1)[0]]
-            )
+            row = make_row(mid, last.get(mid), states.get(mid), current, now, meta.get(mid, UNKNOWN_META))
             slurpers.setdefault(row.slurper, SlurperRow(row.slurper)).metrics.append(row)
         counts = dict.fromkeys(ICONS, 0)
         for srow in slurpers.values():
-            newest = max((r.time or 0 for r in srow.metrics), default=0)
-            srow.stale = now - newest > stale_after[srow.id]
             srow.metrics.sort(key=lambda r: (r.rank, r.name))
             for r in srow.metrics:
                 counts[r.icon] += 1
@@ -228,33 +251,35 @@ def make_row(
     state: MetricState | None,
     current: DowntimeIndex,
     now: float,
-    stale_after: float,
+    meta: MetricMeta = UNKNOWN_META,
 ) -> MetricRow:
-    """One metric's row: its alarm state when the engine has one, else one derived from the data."""
+    """One metric's row: the alarm engine's state, or UNJUDGED when no rule covers the metric.
+
+    Nothing is judged here: staleness, UNKNOWN and downtimes of judged metrics are the engine's; a
+    metric without an engine state is unjudged whatever its value or age.
+    """
     slurper, _, name = mid.partition("/")
     t, value = (latest.time, latest.value) if latest else (None, None)
-    stale = t is None or now - t > stale_after
-    downtimes = current.covering(mid, now) if current.windows else []
-    if state is not None:
-        st, since, warn, crit = state.state, state.since, state.warning, state.critical
-        stale = stale or state.stale
-        dt_id = state.downtime_id if state.in_downtime else None
-        in_dt, acked = state.in_downtime or bool(downtimes), state.acknowledged
-    else:
-        st = "UNKNOWN" if stale or latest is None or latest.raw is None else "OK"
-        since, warn, crit, dt_id, acked, in_dt = None, None, None, None, False, bool(downtimes)
-    if in_dt:
+    is_rate = latest is not None and latest.is_rate
+    unit = rate_unit(meta.unit) if is_rate else normalize(meta.unit)
+    if state is None:
+        return MetricRow(
+            mid, slurper, name, meta.graph or group_of(name), value, t, UNJUDGED, "unjudged",
+            raw=latest.raw if is_rate and latest else None, unit=unit, base=meta.base, title=meta.label,
+        )  # fmt: skip
+    downtimes = current.covering(mid, now) if current.windows and not state.in_downtime else []
+    dt_id = state.downtime_id if state.in_downtime else None
+    if state.in_downtime or downtimes:  # a downtime filed since the engine's last round shows at once
         icon = "downtime"
         dt_id = dt_id or (downtimes[0].downtime_id if downtimes else None)
-    elif acked and st != "OK":
+    elif state.acknowledged and state.state != "OK":
         icon = "acknowledged"
-    elif stale and st != "CRITICAL":
+    elif state.stale and state.state != "CRITICAL":
         icon = "stale"
     else:
-        icon = st.lower()
+        icon = state.state.lower()
     return MetricRow(
-        mid, slurper, name, group_of(name), value, t, st, icon, since, warn, crit, dt_id,
-        state.ack_comment if state else "",
-        latest.raw if latest and latest.is_rate else None,
-        latest.unit if latest else "",
+        mid, slurper, name, meta.graph or group_of(name), value, t, state.state, icon, state.since,
+        state.warning, state.critical, dt_id, state.ack_comment,
+        latest.raw if is_rate and latest else None, unit, meta.base, meta.label, state.rule or None,
     )  # fmt: skip

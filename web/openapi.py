@@ -174,12 +174,26 @@ def _schemas() -> dict[str, Any]:
                 "id": {"type": "string"},
                 "value": num,
                 "time": {"type": ["integer", "null"]},
-                "state": {"type": "string", "enum": ["OK", "WARNING", "CRITICAL", "UNKNOWN"]},
+                "display": {"type": "string", "description": "the value with unit and prefix: 69.6 MiB"},
+                "unit": {
+                    "type": "string",
+                    "description": "unit of value (B, B/s, jobs; a counter's is a rate)",
+                },
+                "base": {"type": "integer", "enum": [1000, 1024], "description": "SI or IEC multiples"},
+                "graph": {"type": "string", "description": "the graph the metric is drawn in"},
+                "state": {
+                    "type": "string",
+                    "enum": ["OK", "WARNING", "CRITICAL", "UNKNOWN", "UNJUDGED"],
+                    "description": "the alarm engine's state; UNJUDGED: no rule covers the metric",
+                },
+                "since": {"type": ["number", "null"], "description": "since when the metric is in state"},
+                "rule": {"type": ["string", "null"], "description": "the rule judging it; null: unjudged"},
                 "icon": {
                     "type": "string",
                     "description": "what the overview shows: critical, unknown, warning, "
-                    "stale, acknowledged, downtime or ok",
+                    "stale, acknowledged, downtime, ok or unjudged",
                 },
+                "label": {"type": "string", "description": "the icon's words"},
                 "warning": {"type": ["string", "null"]},
                 "critical": {"type": ["string", "null"]},
                 "downtime_id": {"type": ["integer", "null"]},
@@ -189,6 +203,8 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "id": {"type": "string"},
+                "unit": {"type": "string"},
+                "base": {"type": "integer", "enum": [1000, 1024]},
                 "start": {"type": "integer"},
                 "end": {"type": "integer"},
                 "step": {"type": "integer"},

@@ -8,15 +8,15 @@ from html import escape
 
 from markupsafe import Markup
 
-from web.app import fmt_time, fmt_value
+from web.app import fmt_time
 from web.data import MetricRow
 
 
 def metric_title(m: MetricRow) -> str:
     """What hovering a metric says: its state, value (and raw counter) and the time of the value."""
     state = f" ({m.state})" if m.state != "OK" and m.icon != m.state.lower() else ""
-    raw = f" (counter {fmt_value(m.raw)})" if m.raw is not None else ""
-    return f"{m.metric_id}: {m.label}{state}, {fmt_value(m.value)}{m.unit}{raw} at {fmt_time(m.time)}"
+    raw = f" (counter {m.raw_display})" if m.raw is not None else ""
+    return f"{m.metric_id}: {m.label}{state}, {m.display}{raw} at {fmt_time(m.time)}"
 
 
 def metric_items(rows: Sequence[MetricRow], graph_root: str, svgs: Mapping[str, str]) -> Markup:
@@ -24,11 +24,11 @@ def metric_items(rows: Sequence[MetricRow], graph_root: str, svgs: Mapping[str, 
     out = []
     for m in rows:
         mid, icon, group = escape(m.metric_id), escape(m.icon), escape(m.group)
-        val_title = f' title="counter {escape(fmt_value(m.raw))}"' if m.raw is not None else ""
+        val_title = f' title="counter {escape(m.raw_display)}"' if m.raw is not None else ""
         out.append(
             f'<li class="metric state-{icon}" data-id="{mid}" data-state="{icon}" data-group="{group}">'
             f'<a href="{escape(graph_root)}{mid}" title="{escape(metric_title(m))}">{svgs[m.icon]}'
             f'<span class="name">{escape(m.name)}</span><span class="val"{val_title}>'
-            f"{escape(fmt_value(m.value) + m.unit)}</span></a></li>"
+            f"{escape(m.display)}</span></a></li>"
         )
     return Markup("\n".join(out))

@@ -57,9 +57,64 @@
     applyFilter();
   }
 
+  // -- values with units: the same rules as web/units.py format_value ---------------------------------
+  var SI_UP = ["", "k", "M", "G", "T", "P", "E"], IEC_UP = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+  var SI_DOWN = ["m", "µ", "n", "p"];
+  var SCALE_DOWN = ["s", "W", "V", "A", "Hz", "J", "B", "b"], NO_PREFIX = ["%", "°C", "K", "dB"];
+
+  function digits(v, small) {
+    var a = Math.abs(v);
+    if (a >= 100) return v.toFixed(0);
+    if (a >= 10) return v.toFixed(1);
+    if (a >= 1 || !small) return v.toFixed(2);
+    return String(Number(v.toPrecision(3)));
+  }
+
+  function plain(v) { return v === Math.trunc(v) && Math.abs(v) < 1e15 ? String(v) : digits(v, true); }
+
+  function join(num, prefix, unit) {
+    if (!unit) return (num + " " + prefix).trim();
+    if (unit.charAt(0) === "/") return prefix ? num + " " + prefix + unit : num + unit;
+    return num + " " + prefix + unit;
+  }
+
+  function formatValue(v, unit, base) {
+    if (v == null) return "U";
+    unit = unit || ""; base = base === 1024 ? 1024 : 1000;
+    if (!isFinite(v)) return join(String(v), "", unit);
+    var a = Math.abs(v), head = unit.split("/")[0];
+    if (NO_PREFIX.indexOf(head) >= 0 || a === 0) return join(plain(v), "", unit);
+    if (a < 1) {
+      if (SCALE_DOWN.indexOf(head) < 0 || base !== 1000) return join(digits(v, true), "", unit);
+      var down = Math.min(SI_DOWN.length, Math.ceil(-Math.log10(a) / 3));
+      return join(digits(v * Math.pow(1000, down), true), SI_DOWN[down - 1], unit);
+    }
+    var ups = base === 1024 ? IEC_UP : SI_UP;
+    var exp = a >= base ? Math.min(ups.length - 1, Math.floor(Math.log(a) / Math.log(base) + 1e-12)) : 0;
+    var scaled = v / Math.pow(base, exp), s = Math.abs(scaled);
+    var rounded = Number(s.toFixed(s < 10 ? 2 : s < 100 ? 1 : 0));
+    if (rounded >= base && exp < ups.length - 1) { exp += 1; scaled = v / Math.pow(base, exp); }
+    if (exp === 0) return join(plain(v), "", unit);
+    return join(digits(scaled, false), ups[exp], unit);
+  }
+  window.rexmonFormat = formatValue;
+
+  // the axis is as wide as its longest label (uPlot's default 50 px cuts "7.24 MB/s" to "24 MB/s")
+  function axisSize(u, values, axisIdx, cycleNum) {
+    var axis = u.axes[axisIdx];
+    if (cycleNum > 1) return axis._size;
+    var size = axis.ticks.size + axis.gap + (axis.label ? 22 : 0);
+    var longest = (values || []).reduce(function (acc, v) { return v && v.length > acc.length ? v : acc; }, "");
+    if (longest) {
+      u.ctx.font = axis.font[0];
+      size += u.ctx.measureText(longest).width / devicePixelRatio;
+    }
+    return Math.ceil(size + 6);
+  }
+
   // -- interactive graph ----------------------------------------------------------------------------
   var BAND_FILL = { "outage": "rgba(127,127,127,0.25)", "at-risk": "rgba(255,153,0,0.25)" };
-  var RULE_STROKE = { "warning": "#e0a000", "critical": "#d00000" };
+  var RULE_STROKE = { "warning": "#8a5a00", "critical": "#c62828" };
 
   function drawAnnotations(u, notes) {
     var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
@@ -100,7 +155,7 @@
     notes.bands.forEach(function (b) {
       var li = document.createElement("li");
       li.textContent = "▮ " + b.label;  // textContent: reasons are user text, never HTML
-      li.style.color = b.severity === "at-risk" ? "#b36b00" : "#555";
+      li.style.color = b.severity === "at-risk" ? "#8a5a00" : "#555";
       list.appendChild(li);
     });
     notes.thresholds.forEach(function (t) {
@@ -117,10 +172,25 @@
     });
   }
 
+  // the view in the address bar, so a reload or a shared link shows the same range and zone
+  function keepView(start, end, home) {
+    if (!window.history || !history.replaceState) return;
+    var params = new URLSearchParams(location.search);
+    if (start === home[0] && end === home[1] && params.get("period")) return;
+    params.delete("period");
+    params.set("start", String(start)); params.set("end", String(end));
+    history.replaceState(null, "", location.pathname + "?" + params.toString() + location.hash);
+  }
+
+  function chartWidth(el) { return Math.max(el.clientWidth - 2, 200); }
+
   function setupChart(el) {
     var home = [parseInt(el.dataset.start, 10), parseInt(el.dataset.end, 10)];
     var notes = { bands: [], thresholds: [] };
+    var unit = el.dataset.unit || "", base = parseInt(el.dataset.base || "1000", 10);
+    var zone = el.dataset.tz || "UTC";
     var u = null, loading = false;
+    function fmt(v) { return formatValue(v, unit, base); }
 
     function load(start, end) {
       start = Math.floor(start); end = Math.ceil(end);
@@ -129,26 +199,45 @@
       return Promise.all([getJSON(el.dataset.series + q), getJSON(el.dataset.annotations + q)])
         .then(function (res) {
           notes = res[1];
+          if (res[0].unit != null && !el.dataset.unit) unit = res[0].unit;
           var data = [res[0].times, res[0].values];
           if (!u) u = make(data); else u.setData(data, false);
           u.setScale("x", { min: start, max: end });
           el.dataset.xmin = start; el.dataset.xmax = end;
+          keepView(start, end, home);
           legendFor(el, notes);
         })
         .catch(function (e) { el.textContent = "cannot load the series: " + e.message; })
         .finally(function () { loading = false; });
     }
 
+    function yValues(u, ticks) {
+      var out = ticks.map(fmt);
+      el.dataset.yTicks = JSON.stringify(out);  // what the axis shows, for people and tests
+      return out;
+    }
+
     function make(data) {
       var opts = {
-        width: Math.max(el.clientWidth - 2, 300), height: 300,
+        width: chartWidth(el), height: 300,
         cursor: { drag: { x: true, y: false } },
-        // the pages state times in UTC; the graph's axis follows them, not the browser's zone
-        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+        // the axis is in the zone the page states (tz in the address), not the browser's
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), zone === "UTC" ? "Etc/UTC" : zone); },
         scales: { x: { time: true }, y: { range: function (u, min, max) { return yRange(min, max, notes); } } },
-        series: [{}, { label: el.dataset.label, stroke: "#1f77b4", width: 2, spanGaps: false }],
+        axes: [
+          { size: axisSize },
+          { size: axisSize, values: yValues, label: unit || undefined, labelSize: 18 },
+        ],
+        series: [
+          { value: function (u, ts) { return ts == null ? "–" : fmtTime(ts, zone); } },
+          { label: el.dataset.label, stroke: "#1f77b4", width: 2, spanGaps: false,
+            value: function (u, v) { return fmt(v); } },
+        ],
         hooks: {
-          draw: [function (u) { drawAnnotations(u, notes); }],
+          draw: [function (u) {
+            drawAnnotations(u, notes);
+            el.dataset.plotLeft = String(Math.round(u.bbox.left / devicePixelRatio));  // where the plot starts
+          }],
           setSelect: [function (u) {
             if (u.select.width < 2) return;
             var min = u.posToVal(u.select.left, "x"), max = u.posToVal(u.select.left + u.select.width, "x");
@@ -178,7 +267,7 @@
         load(mid - half, mid + half);
       });
     });
-    window.addEventListener("resize", function () { if (u) u.setSize({ width: Math.max(el.clientWidth - 2, 300), height: 300 }); });
+    window.addEventListener("resize", function () { if (u) u.setSize({ width: chartWidth(el), height: 300 }); });
     load(home[0], home[1]);
   }
 
@@ -196,6 +285,31 @@
     }
   }
 
+  function fmtTime(ts, zone) {
+    try {
+      return new Date(ts * 1e3).toLocaleString("sv-SE", { timeZone: zone, hour12: false }).slice(0, 16) + " " + zone;
+    } catch (e) { return new Date(ts * 1e3).toISOString().slice(0, 16).replace("T", " ") + " UTC"; }
+  }
+
+  // -- zone picker: offer the browser's zone, apply a choice at once --------------------------------
+  function setupZonePicker() {
+    document.querySelectorAll("select[data-zone-picker]").forEach(function (sel) {
+      var mine = "";
+      try { mine = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { mine = ""; }
+      if (mine && !Array.prototype.some.call(sel.options, function (o) { return o.value === mine; })) {
+        var opt = document.createElement("option");
+        opt.value = mine; opt.textContent = mine + " (this browser)";
+        sel.appendChild(opt);
+      } else if (mine) {
+        Array.prototype.forEach.call(sel.options, function (o) {
+          if (o.value === mine && o.textContent.indexOf("browser") < 0) o.textContent += " (this browser)";
+        });
+      }
+      sel.addEventListener("change", function () { sel.form.submit(); });
+    });
+  }
+
   setupOverview();
+  setupZonePicker();
   setupCharts();
 })();

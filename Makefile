@@ -10,8 +10,10 @@ REXMON := $(VENV)/bin/rexmon
 # What rexmon itself needs (and so `make demo`): the archive (rrdtool, rrdcached) and Munin's plugins.
 APT_RUN  := librrd-dev rrdtool rrdcached pkg-config munin-plugins-core
 # What the tests and benchmarks add: real peers started on loopback (PostgreSQL, ActiveMQ, headless
-# Chromium), munin-node + munin-update for the Munin benchmark, wrk for the web load test.
-APT_TEST := munin munin-node postgresql activemq chromium chromium-driver wrk
+# Chromium), munin-node + munin-update for the Munin benchmark, wrk for the web load test, and a real
+# single-node Slurm 22.05 cluster (tests/fixtures/slurm.py).
+APT_TEST := munin munin-node postgresql activemq chromium chromium-driver wrk \
+            slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
 
 # $(call apt_install,PACKAGES): install the missing ones (apt-get update once per checkout, only if needed)
 define apt_install
@@ -39,7 +41,7 @@ $(VENV)/.apt: Makefile
 
 $(VENV)/.apt-test: Makefile $(VENV)/.apt
 	$(call apt_install,$(APT_TEST))
-	@-systemctl disable --now activemq postgresql munin-node >/dev/null 2>&1 || true
+	@-systemctl disable --now activemq postgresql munin-node slurmctld slurmd slurmrestd munge >/dev/null 2>&1 || true
 	@touch $@
 
 $(VENV)/bin/python: | $(VENV)/.apt

@@ -101,14 +101,13 @@ def specs() -> list[MetricSpec]:
     return out
 
 
-class SlurmSlurper(Slurper):
-    type_name = "slurm"
-    Settings = SlurmSettings
-
-    def __init__(self, slurper_id: str, settings: Any, *, interval: float, timeout: float) -> None:
+class SlurmSlurper(Slurper[SlurmSettings]):
+    def __init__(self, slurper_id: str, settings: SlurmSettings, *, interval: float, timeout: float) -> None:
         super().__init__(slurper_id, settings, interval=interval, timeout=timeout)
         self._api = settings.api_version
         self._session: requests.Session | None = None
+        #: whether the installed sdiag takes --json (None: not asked yet)
+        self._sdiag_json: bool | None = None
 
     def metrics(self) -> Sequence[MetricSpec]:
         return specs()
@@ -119,16 +118,34 @@ class SlurmSlurper(Slurper):
         s = self.settings
         jobs = self._run([s.squeue, "--json"], ctx)
         tally = sp.node_tally(self._run([s.sinfo, "-N", "--json"], ctx))
-        diag = self._run([s.sdiag, "--json"], ctx)
+        diag = self._run([s.sdiag, "--json"], ctx) if self._sdiag_has_json(ctx) else None
         return self._readings(jobs, tally, sorted(tally.partitions), diag)
 
+    def _sdiag_has_json(self, ctx: CollectContext) -> bool:
+        """``sdiag --json`` exists from Slurm 23.02 on; squeue and sinfo had it from 21.08.
+
+        Asked once (``sdiag --version``): on an older release the scheduler figures are skipped, said
+        once in the log, and the job, node and CPU figures are still collected.
+        """
+        if self._sdiag_json is None:
+            out = run_command([self.settings.sdiag, "--version"], timeout=ctx.timeout, check=False)
+            release = sp.release(out.stdout)
+            self._sdiag_json = release is None or release >= sp.SDIAG_JSON_SINCE
+            if not self._sdiag_json:
+                log.warning(
+                    "slurm %s: %s is Slurm %s, whose sdiag has no --json (23.02 and later have it); "
+                    "the sdiag.* scheduler figures are skipped, jobs, nodes and CPUs are collected",
+                    self.id, self.settings.sdiag, sp.release_text(release or ()),
+                )  # fmt: skip
+        return self._sdiag_json
+
     def _readings(
-        self, jobs: dict[str, Any], tally: sp.NodeTally, partitions: list[str], diag: dict[str, Any]
+        self, jobs: dict[str, Any], tally: sp.NodeTally, partitions: list[str], diag: dict[str, Any] | None
     ) -> list[Reading]:
         return [
             *sp.job_readings(jobs, partitions, self.settings.per_account),
             *tally.readings(),
-            *sp.sdiag_readings(diag),
+            *(sp.sdiag_readings(diag) if diag is not None else []),
         ]
 
     def _run(self, argv: list[str], ctx: CollectContext) -> dict[str, Any]:
@@ -150,9 +167,13 @@ class SlurmSlurper(Slurper):
     def _get(self, path: str, ctx: CollectContext) -> dict[str, Any]:
         s = self.settings
         url = s.url.rstrip("/") + path
-        headers = {"X-SLURM-USER-TOKEN": s.token.get() if s.token else "", "Accept": "application/json"}
-        if s.user:
-            headers["X-SLURM-USER-NAME"] = s.user
+        token = s.token.get() if s.token else ""
+        headers = {"X-SLURM-USER-TOKEN": token, "Accept": "application/json"}
+        # slurmrestd 22.05 and older answer 401 without X-SLURM-USER-NAME; later ones take the token's
+        # own user. Sending the user the token names is right for every release.
+        user = s.user or sp.token_user(token)
+        if user:
+            headers["X-SLURM-USER-NAME"] = user
         if self._session is None:
             self._session = requests.Session()
         try:
@@ -162,8 +183,8 @@ class SlurmSlurper(Slurper):
         except requests.RequestException as exc:
             raise SlurperError(f"cannot reach slurmrestd at {url}: {request_error_reason(exc)}") from None
         if resp.status_code != 200:
-            body = " ".join(resp.text.split())[:200]
-            raise SlurperError(f"slurmrestd {url} returned HTTP {resp.status_code}: {body or resp.reason}")
+            reason = sp.http_error_text(resp.text) or resp.reason
+            raise SlurperError(f"slurmrestd {url} returned HTTP {resp.status_code}: {reason}")
         try:
             return sp.load(resp.text, f"GET {path}")
         except PayloadError as exc:

@@ -7,6 +7,7 @@ and both ``sinfo`` layouts (21.08 ``nodes`` vs 23.02+ ``sinfo``).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import Counter
@@ -32,9 +33,11 @@ JOB_STATES = (
 )
 NODE_STATES = ("UNKNOWN", "DOWN", "IDLE", "ALLOCATED", "ERROR", "MIXED", "FUTURE")
 NODE_FLAGS = ("DRAIN", "NOT_RESPONDING", "MAINTENANCE", "RESERVED", "POWERED_DOWN", "FAIL", "COMPLETING")
-# sinfo counts the CPUs of nodes that cannot take work as "other", not idle
-_UNAVAILABLE_STATES = {"DOWN", "FUTURE", "UNKNOWN", "ERROR"}
-_UNAVAILABLE_FLAGS = {"DRAIN", "FAIL"}
+# sinfo (src/sinfo/sinfo.c, _update_sinfo) counts the unallocated CPUs of a node that is DOWN or has the
+# DRAIN flag (draining or drained) as "other", and every other node's as idle: FUTURE, UNKNOWN, cloud and
+# powered-down nodes included. Allocated CPUs are allocated whatever the state.
+_OTHER_STATES = {"DOWN"}
+_OTHER_FLAGS = {"DRAIN"}
 CPU_KINDS = ("allocated", "idle", "other", "total")
 
 #: sdiag statistics archived as gauges: key -> unit (cycle times are microseconds)
@@ -79,10 +82,76 @@ def load(text: str, what: str) -> dict[str, Any]:
     if not isinstance(errors, list):
         raise PayloadError(f"{what}: 'errors' must be a list, got {type(errors).__name__}")
     if errors:
-        first = errors[0] if isinstance(errors[0], dict) else {"description": str(errors[0])}
-        detail = _text(first, "description") or _text(first, "error") or json.dumps(first)[:200]
-        raise SlurperError(f"{what}: Slurm reported an error: {detail[:300]}")
+        raise SlurperError(f"{what}: Slurm reported an error: {error_text(errors)}")
     return doc
+
+
+def error_text(errors: Sequence[Any]) -> str:
+    """What Slurm's ``errors`` entries say: each one's description and error (an error's name, such as
+    "Protocol authentication error"), without repeats, at most 300 characters."""
+    parts: list[str] = []
+    for entry in errors[:5]:
+        if not isinstance(entry, Mapping):
+            parts.append(str(entry))
+            continue
+        said = [t for t in (_text(entry, "description"), _text(entry, "error")) if t]
+        said = list(dict.fromkeys(said))  # a release that puts the same text in both says it once
+        parts.append(" (".join(said) + ")" * (len(said) - 1) if said else json.dumps(entry)[:200])
+    return "; ".join(dict.fromkeys(parts))[:300]
+
+
+def http_error_text(body: str) -> str:
+    """The reason in a slurmrestd reply other than 200: its JSON ``errors``, else its first lines."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, Mapping):
+        errors = doc.get("errors")
+        if isinstance(errors, list) and errors:
+            return error_text(errors)
+        for key in ("error", "description", "message"):
+            if _text(doc, key):
+                return _text(doc, key)[:300]
+    return first_lines(body)
+
+
+def first_lines(text: str, limit: int = 300) -> str:
+    """The first meaningful lines of a command's stderr or an HTTP body, joined, at most ``limit`` long."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return " / ".join(line for line in lines if line)[:limit]
+
+
+#: the first release whose sdiag takes --json
+SDIAG_JSON_SINCE = (23, 2)
+_RELEASE = re.compile(r"^slurm(?:-wlm)?\s+(\d+)\.(\d+)(?:\.(\d+))?", re.IGNORECASE)
+
+
+def release(version_output: str) -> tuple[int, ...] | None:
+    """The release a ``--version`` prints (``slurm 23.02.7``, Debian's ``slurm-wlm 22.05.8``), or None."""
+    m = _RELEASE.match(version_output.strip())
+    return tuple(int(g) for g in m.groups() if g is not None) if m else None
+
+
+def release_text(release: Sequence[int]) -> str:
+    """``22.05.8`` for (22, 5, 8), as Slurm writes its releases."""
+    return ".".join(f"{n:02d}" if i == 1 else str(n) for i, n in enumerate(release))
+
+
+def token_user(token: str) -> str:
+    """The user a Slurm JWT was issued to (its ``sun`` claim), or "" for anything else.
+
+    Only read, never verified: slurmctld verifies the token; this only names whom it is for.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return ""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return ""
+    user = claims.get("sun") if isinstance(claims, dict) else None
+    return user if isinstance(user, str) else ""
 
 
 def number(value: Any, what: str) -> float | None:
@@ -227,7 +296,7 @@ def _tally_nodes(nodes: Iterable[Mapping[str, Any]]) -> NodeTally:
         tally.add(base, flags, 1)
         total = number(node.get("cpus"), f"{what}: cpus") or 0.0
         alloc = number(node.get("alloc_cpus"), f"{what}: alloc_cpus") or 0.0
-        spare = "other" if base in _UNAVAILABLE_STATES or flags & _UNAVAILABLE_FLAGS else "idle"
+        spare = "other" if base in _OTHER_STATES or flags & _OTHER_FLAGS else "idle"
         tally.cpus["allocated"] += alloc
         tally.cpus[spare] += max(0.0, total - alloc)
         tally.cpus["total"] += total
@@ -250,7 +319,9 @@ def _tally_sinfo(entries: Iterable[Mapping[str, Any]]) -> NodeTally:
         seen.add(names)
         what = f"sinfo entry {i} ({','.join(names)[:60]})"
         base, flags = split_state(_object(entry, "node", what).get("state"), NODE_STATES, what)
-        tally.add(base, flags, int(number(nodes.get("total"), f"{what}: nodes.total") or 0))
+        # 25.05 leaves nodes.total out of some entries; the entry still lists its nodes
+        total = number(nodes.get("total"), f"{what}: nodes.total")
+        tally.add(base, flags, len(names) if total is None else int(total))
         cpus = _object(entry, "cpus", what)
         for key in CPU_KINDS:
             tally.cpus[key] += number(cpus.get(key), f"{what}: cpus.{key}") or 0.0

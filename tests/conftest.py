@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.activemq",
     "tests.fixtures.postgres",
+    "tests.fixtures.slurm",
 ]
 
 

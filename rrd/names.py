@@ -55,3 +55,30 @@ def path_for(rrd_dir: Path, metric_id: str) -> Path:
 def id_from_path(rrd_dir: Path, path: Path) -> str:
     rel = path.relative_to(rrd_dir)
     return f"{rel.parent.as_posix()}/{rel.name[: -len('.rrd')]}"
+
+
+class Names:
+    """(local path, name given to rrdcached) of each metric id, cached: ids repeat every round.
+
+    Over a unix socket rrdcached is given absolute paths; over TCP, paths relative to ``rrd_dir``
+    (which must be rrdcached's ``-b`` base directory).
+    """
+
+    def __init__(self, rrd_dir: Path, remote: bool) -> None:
+        self.rrd_dir = Path(rrd_dir)
+        self.remote = remote
+        self._cache: dict[str, tuple[Path, str]] = {}
+
+    def __call__(self, metric_id: str) -> tuple[Path, str]:
+        hit = self._cache.get(metric_id)
+        if hit is None:
+            path = path_for(self.rrd_dir, metric_id)
+            hit = (path, relpath(metric_id) if self.remote else str(path))
+            self._cache[metric_id] = hit
+        return hit
+
+    def path(self, metric_id: str) -> Path:
+        return self(metric_id)[0]
+
+    def name(self, metric_id: str) -> str:
+        return self(metric_id)[1]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import rrdtool
 
-import rrd.archive as archive_mod
-from rrd.archive import Archive, SeriesSpec, Update, rra_args
+import rrd.writer as writer_mod
+from rrd.archive import Archive, ArchiveWriter, SeriesSpec, Update, rra_args
 from rrd.names import MetricIdError, check_id, make_id, path_for
 from tests.fixtures.rrdcached import start_rrdcached
 
@@ -62,7 +62,7 @@ def test_rrdcached_archive_identical_to_direct(
     tmp_path: Path, tcp: bool, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ "-parts": the BATCH streamed in parts of 3 or 4 lines, with files first seen in later parts."""
-    monkeypatch.setattr(archive_mod, "CHUNK", chunk)
+    monkeypatch.setattr(writer_mod, "CHUNK", chunk)
     direct = Archive(tmp_path / "direct", 60)
     counts_direct = run_workload(direct)
     daemon = start_rrdcached(tmp_path / "cached", tmp_path / "daemon", tcp=tcp)
@@ -158,7 +158,9 @@ def test_acknowledged_updates_survive_kill_9_of_rrdcached_while_rexmon_runs(tmp_
         daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
         res = archive.write([Update("acked/ledger", first + 601, 1.0, spec)])
         assert (res.written, res.errors) == (1, [])
-        assert archive._client is not None and archive._client.replayed > 0  # something was really lost
+        assert (
+            archive.writer.client is not None and archive.writer.client.replayed > 0
+        )  # something was really lost
         got = _values(archive, "acked/ledger", first, first + 600)
         assert got == {t: float(t % 1000) for t in range(first + 1, first + 601)}
     finally:
@@ -188,7 +190,9 @@ def test_journal_of_a_killed_writer_is_replayed_by_the_next(tmp_path: Path) -> N
         archive.write([Update("acked/other", first + 1, 1.0, SeriesSpec("GAUGE", 2))])
         got = _values(archive, "acked/ledger", first, first + 600)
         assert got == {t: float(t % 1000) for t in range(first + 1, first + 601)}
-        assert [p.name for p in (tmp_path / "rrd" / ".journal").glob("*.wal")] == [archive._journal.path.name]  # type: ignore[union-attr]
+        assert [p.name for p in (tmp_path / "rrd" / ".journal").glob("*.wal")] == [
+            archive.writer.journal.path.name
+        ]  # type: ignore[union-attr]
     finally:
         archive.close()
         daemon.stop()
@@ -207,7 +211,7 @@ def test_errors_of_a_streamed_batch_name_the_right_metric(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """rrdcached numbers a failed line within the whole BATCH, across the parts it was sent in."""
-    monkeypatch.setattr(archive_mod, "CHUNK", 4)
+    monkeypatch.setattr(writer_mod, "CHUNK", 4)
     daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
     archive = Archive(tmp_path / "rrd", 60, daemon.address)
     ids = [f"s/m{i:02d}" for i in range(14)]
@@ -231,7 +235,7 @@ def test_streamed_batch_survives_rrdcached_restarting_between_its_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connection breaks after part one was applied: the whole batch goes again on a new one."""
-    monkeypatch.setattr(archive_mod, "CHUNK", 5)
+    monkeypatch.setattr(writer_mod, "CHUNK", 5)
     daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
     archive = Archive(tmp_path / "rrd", 60, daemon.address)
     ids = [f"s/m{i}" for i in range(10)]
@@ -244,14 +248,15 @@ def test_streamed_batch_survives_rrdcached_restarting_between_its_parts(
             daemon.stop(kill=True)
             daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
             restarted.append(True)
-        return Archive._format(archive, updates, result, failed)
+        return ArchiveWriter._format(archive.writer, updates, result, failed)
 
     try:
         assert archive.write([Update(m, T0 + 60, 0.5, GAUGE) for m in ids]).written == 10
-        monkeypatch.setattr(archive, "_format", restart_after_first_part)
+        monkeypatch.setattr(archive.writer, "_format", restart_after_first_part)
         res = archive.write(batch)
         assert restarted == [True]
-        assert archive._client is not None and archive._client.connections == 2  # the batch went again
+        client = archive.writer.client
+        assert client is not None and client.connections == 2  # the batch went again
         assert res.errors == []
         # part one reached the killed daemon or came back through the replay: never both, never lost
         assert res.written + res.skipped_old == 10

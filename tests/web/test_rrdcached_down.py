@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import rrd.archive as archive_mod
+import rrd.flush as flush_mod
 from rrd.archive import Archive, Update
 from tests.fixtures.rrdcached import start_rrdcached
 from tests.web.conftest import NOW, SPEC, STEP, Site
@@ -26,7 +26,7 @@ def test_pages_and_api_read_the_files_on_disk_and_say_so(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(archive_mod, "FLUSH_RETRY_SECONDS", 1.0)
+    monkeypatch.setattr(flush_mod, "FLUSH_RETRY_SECONDS", 1.0)
     site = make_site()
     daemon = start_rrdcached(site.config.rrd_dir, tmp_path / "daemon", tcp=False)
     try:
@@ -41,7 +41,7 @@ def test_pages_and_api_read_the_files_on_disk_and_say_so(
         assert client.get("/api/metrics?match=load/load").get_json()[0]["value"] == 9.5  # flushed to disk
         assert not writer.write([Update("load/load", NOW + 2 * STEP, 7.25, SPEC)]).errors  # pending
         daemon.stop(kill=True)
-        with caplog.at_level(logging.WARNING, logger="rrd.archive"):
+        with caplog.at_level(logging.WARNING, logger="rrd.flush"):
             for url in PAGES:
                 r = client.get(url)
                 assert r.status_code == 200, (url, r.status_code)

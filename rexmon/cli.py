@@ -162,7 +162,7 @@ def slurp(ctx: click.Context, slurper_id: str, dry_run: bool) -> None:
     if not matches:
         known = ", ".join(s.id for s in cfg.slurpers) or "none"
         fail(f"no slurper with id {slurper_id!r} (configured: {known})", EXIT_USAGE)
-    slurper = build_slurper(matches[0])
+    slurper = build_slurper(matches[0], cfg.registry)
     if dry_run:
         runner = Runner(cfg, [slurper], dry_run=True)
         slurper.start()

@@ -76,6 +76,15 @@ class SchedulerConfig:
     shard: str = ""
     #: evaluate alarms on this host (exactly one host of a scale-out should)
     evaluate_alarms: bool = True
+    #: "HOST:PORT" where the collector serves /metrics, /healthz and /readyz; "" (the default) is off
+    metrics_listen: str = ""
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v and not re.fullmatch(r"\[?[A-Za-z0-9.:-]*\]?:\d{1,5}", v):
+            raise ValueError('metrics_listen must be "" (off) or "HOST:PORT", e.g. "127.0.0.1:9108"')
+        return v
 
     @field_validator("shard")
     @classmethod
@@ -130,6 +139,21 @@ class WebConfig:
         return v
 
 
+@pdataclass(frozen=True, config=_STRICT)
+class WatchdogConfig:
+    """``[watchdog]``: the dead man's switch watching the collectors' heartbeats."""
+
+    #: a collector whose heartbeat is older than this is reported down to the ``watchdog`` targets
+    max_age: Duration = 300.0
+    #: how often ``rexmon web`` (and ``rexmon watchdog --loop``) checks the heartbeats
+    check_interval: Duration = 60.0
+    #: whether ``rexmon web`` runs the check itself (else only ``rexmon watchdog`` from cron does)
+    in_web: bool = True
+    #: apprise URL hit every ``deadman_interval`` while every collector is fresh (external dead-man service)
+    deadman_url: Secret | None = None
+    deadman_interval: Duration = 300.0
+
+
 @dataclass(frozen=True)
 class SlurperConfig:
     id: str
@@ -155,6 +179,8 @@ class Config:
     files: tuple[Path, ...] = ()
     #: ``[alarms]``: what every rule does unless it says otherwise (flap detection)
     alarm_defaults: AlarmsConfig = field(default_factory=AlarmsConfig)
+    #: ``[watchdog]``: heartbeat age and the dead-man service
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
 
     @property
     def rrd_dir(self) -> Path:
@@ -190,6 +216,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "scheduler": SchedulerConfig,
     "web": WebConfig,
     "alarms": AlarmsConfig,
+    "watchdog": WatchdogConfig,
 }
 _ARRAYS = ("slurper", "alarm", "notify")
 _SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled")
@@ -259,6 +286,7 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
         notify=notify,
         files=tuple(files),
         alarm_defaults=sections["alarms"],
+        watchdog=sections["watchdog"],
     )
 
 

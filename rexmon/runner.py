@@ -14,11 +14,19 @@ from typing import Any
 
 from alarms.observation import Observation
 from rexmon.absent import AbsentFill
-from rexmon.config import Config
+from rexmon.config import DEFAULT_MAX_METRICS, Config
 from rexmon.state import CheckpointStore
 from rrd.archive import SeriesSpec, Update
 from rrd.names import clean_part, make_id
-from slurpers.api import CollectContext, MetricSpec, Reading, Slurper, SlurperError
+from slurpers.api import (
+    DEFAULT_MAX_OUTPUT,
+    CollectContext,
+    MetricSpec,
+    Reading,
+    Slurper,
+    SlurperError,
+    output_limit,
+)
 
 log = logging.getLogger(__name__)
 HEALTH = "rexmon"
@@ -44,21 +52,42 @@ class Runner:
     """Runs slurpers and turns their readings into archive updates (no scheduling here)."""
 
     def __init__(
-        self, config: Config, slurpers: Sequence[Slurper], clock: Clock = time.time, *, dry_run: bool = False
+        self,
+        config: Config,
+        slurpers: Sequence[Slurper[Any]],
+        clock: Clock = time.time,
+        *,
+        dry_run: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock
         self.slurpers = {s.id: s for s in slurpers}
         self.checkpoints = CheckpointStore(config.state_dir)
         self.absent = AbsentFill(config.state_dir / "absent", read_only=dry_run)
-        self._specs: dict[tuple[str, str], tuple[str, SeriesSpec, MetricSpec]] = {}
+        configured = {sc.id: sc for sc in config.slurpers}
+        #: per slurper: bytes one command may print, distinct metric names it may produce
+        self.limits = {
+            s.id: (
+                (configured[s.id].max_output, configured[s.id].max_metrics)
+                if s.id in configured
+                else (DEFAULT_MAX_OUTPUT, DEFAULT_MAX_METRICS)
+            )
+            for s in slurpers
+        }
+        #: per slurper: the spec generation the cache was filled at, and name -> (id, series, spec)
+        self._specs: dict[str, tuple[int, dict[str, tuple[str, SeriesSpec, MetricSpec]]]] = {}
+        #: per slurper: the metric names archived since start (bounded by its max_metrics)
+        self._names: dict[str, set[str]] = {}
 
-    def run(self, slurper: Slurper, lag: float | None = None) -> RunResult:
+    def run(self, slurper: Slurper[Any], lag: float | None = None) -> RunResult:
         started = self.clock()
         ctx = CollectContext(now=started, timeout=slurper.timeout, state=self.checkpoints.load(slurper.id))
         result = RunResult(slurper.id, started, 0.0, lag=lag)
+        max_output, _ = self.limits.get(slurper.id, (DEFAULT_MAX_OUTPUT, DEFAULT_MAX_METRICS))
         try:
-            readings = list(slurper.collect(ctx))
+            with output_limit(max_output):
+                readings = list(slurper.collect(ctx))
+            readings = self._within_max_metrics(slurper, readings)
             self._convert(slurper, readings, started, result)
             result.new_state = ctx.new_state
             result.ctx = ctx
@@ -73,7 +102,7 @@ class Runner:
             result.observations.clear()
         return result
 
-    def _convert(self, slurper: Slurper, readings: list[Reading], now: float, result: RunResult) -> None:
+    def _convert(self, slurper: Slurper[Any], readings: list[Reading], now: float, result: RunResult) -> None:
         default_t = int(now)
         counted: set[str] = set()
         if any(r.time is not None for r in readings if isinstance(r, Reading)):
@@ -95,7 +124,9 @@ class Runner:
         for name, value in self.absent.fill(slurper.id, counted, value_of, now):
             self._add(slurper, name, default_t, value, result)
 
-    def _add(self, slurper: Slurper, name: str, t: int, value: float | None, result: RunResult) -> MetricSpec:
+    def _add(
+        self, slurper: Slurper[Any], name: str, t: int, value: float | None, result: RunResult
+    ) -> MetricSpec:
         metric_id, series, spec = self._spec(slurper, name)
         result.updates.append(Update(metric_id, t, value, series))
         result.observations.append(
@@ -115,16 +146,44 @@ class Runner:
         )
         return spec
 
-    def _spec(self, slurper: Slurper, name: str) -> tuple[str, SeriesSpec, MetricSpec]:
-        key = (slurper.id, name)
-        hit = self._specs.get(key)
+    def _within_max_metrics(self, slurper: Slurper[Any], readings: list[Reading]) -> list[Reading]:
+        """Hold a slurper to ``max_metrics`` distinct names (each one is an RRD file, kept for good).
+
+        A run with more names than that fails; names new since start past the cap are refused (one log
+        line per run) while the names already archived go on.
+        """
+        _, cap = self.limits.get(slurper.id, (DEFAULT_MAX_OUTPUT, DEFAULT_MAX_METRICS))
+        names = {r.metric for r in readings if isinstance(r, Reading)}
+        if len(names) > cap:
+            raise SlurperError(
+                f"slurper {slurper.id} produced {len(names)} metric names, more than its max_metrics = "
+                f"{cap}; nothing from this run is archived (raise max_metrics if the names are real)"
+            )
+        known = self._names.setdefault(slurper.id, set())
+        new = names - known
+        room = cap - len(known)
+        if len(new) <= room:
+            known |= new
+            return readings
+        taken = set(sorted(new)[:room])
+        known |= taken
+        log.warning(
+            "slurper %s: %d new metric names refused (it has %d names, its max_metrics is %d)",
+            slurper.id, len(new) - len(taken), len(known), cap,
+        )  # fmt: skip
+        return [r for r in readings if not isinstance(r, Reading) or r.metric in known]
+
+    def _spec(self, slurper: Slurper[Any], name: str) -> tuple[str, SeriesSpec, MetricSpec]:
+        cached = self._specs.get(slurper.id)
+        if cached is None or cached[0] != slurper.spec_generation:
+            # a slurper whose specs follow its source (a Munin plugin's config) says when they change
+            cached = self._specs[slurper.id] = (slurper.spec_generation, {})
+        hit = cached[1].get(name)
         if hit is None:
             spec = slurper.spec_for(name)
             heartbeat = int(max(2 * slurper.interval, self.config.archive.step))
             series = SeriesSpec(spec.ds_type, heartbeat, spec.min, spec.max)
-            hit = (make_id(slurper.id, name), series, spec)
-            if not _dynamic_config(slurper):
-                self._specs[key] = hit
+            hit = cached[1][name] = (make_id(slurper.id, name), series, spec)
         return hit
 
     def health_updates(self, results: Sequence[RunResult]) -> list[Update]:
@@ -136,8 +195,3 @@ class Runner:
             out.append(Update(make_id(HEALTH, f"{r.slurper_id}.duration"), t, round(r.duration, 6), g))
             out.append(Update(make_id(HEALTH, f"{r.slurper_id}.errors"), t, 1 if r.error else 0, g))
         return out
-
-
-def _dynamic_config(slurper: Slurper) -> bool:
-    # a Munin plugin's config can change between runs (min/max/type); do not cache its specs
-    return slurper.type_name == "munin"

@@ -16,12 +16,19 @@ from collections.abc import Callable, Sequence
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from alarms.observation import AlarmSink
 from rexmon.config import Config, build_slurper
 from rexmon.runner import HEALTH, Runner, RunResult
-from rexmon.scheduling import LagRecordingExecutor, lag_metric, phase, select_slurpers, shard_of, utc
+from rexmon.scheduling import (
+    LagRecordingExecutor,
+    PhaseTrigger,
+    lag_metric,
+    phase,
+    phase_offset,
+    select_slurpers,
+    shard_of,
+)
 from rrd.archive import Archive, SeriesSpec, Update, WriteResult
 from slurpers.api import Slurper
 
@@ -48,7 +55,7 @@ class Service:
         self.config = config
         self.clock = clock
         if slurpers is None:
-            slurpers = [build_slurper(s) for s in select_slurpers(config, shard)]
+            slurpers = [build_slurper(s, config.registry) for s in select_slurpers(config, shard)]
         spec = shard if shard is not None else config.scheduler.shard
         #: each collector of a scale-out has its own lag series (rexmon/scheduler.shard2of3.lag)
         self.lag_metric = lag_metric(spec)
@@ -121,18 +128,16 @@ class Service:
 
     # -- daemon -----------------------------------------------------------------------------------
     def start(self) -> None:
-        now = time.time()
         jitter = self.config.scheduler.jitter
         for s in self.runner.slurpers.values():
             s.start()
-            first = now + phase(s.id, s.interval, now)
             self.scheduler.add_job(
                 self._job,
-                IntervalTrigger(seconds=s.interval, jitter=jitter or None, timezone="UTC"),
+                # every run at its phase + k x interval plus a fresh jitter: the mean period is the interval
+                PhaseTrigger(s.interval, phase_offset(s.id, s.interval), jitter),
                 args=(s.id,),
                 id=s.id,
                 name=s.id,
-                next_run_time=utc(first),
                 misfire_grace_time=max(1, int(s.interval)),
             )
         self._writer = threading.Thread(target=self._write_loop, name="rexmon-writer", daemon=True)

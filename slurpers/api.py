@@ -6,19 +6,25 @@ it turns a source's payload into :class:`Reading` objects and describes them wit
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
 import logging
 import math
 import os
 import re
-import signal
-import subprocess
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from slurpers.command import DEFAULT_MAX_OUTPUT as DEFAULT_MAX_OUTPUT
+from slurpers.command import CommandResult as CommandResult
+from slurpers.command import output_limit as output_limit
+from slurpers.command import run_command as run_command
+from slurpers.errors import CommandTimeout as CommandTimeout
+from slurpers.errors import PayloadError as PayloadError
+from slurpers.errors import SlurperError as SlurperError
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +45,6 @@ def metric_name(*parts: object) -> str:
     joined = ".".join(_UNSAFE.sub("_", str(p)).strip("._") or "_" for p in parts)
     joined = re.sub(r"\.{2,}", ".", joined)
     return joined or "_"
-
-
-class SlurperError(Exception):
-    """A source could not be read or its payload could not be understood.
-
-    The message must say what was wrong (which command, which URL, which field) so an operator can act.
-    """
-
-
-class PayloadError(SlurperError):
-    """A payload was received but is malformed: nothing from it is archived."""
 
 
 @dataclass(frozen=True)
@@ -138,19 +133,65 @@ class CollectContext:
     new_state: dict[str, Any] | None = None
 
 
-class Slurper(ABC):
-    """Base class of every slurper.
+class SpecIndex:
+    """A slurper's specs by exact name (one dict lookup), with the glob families kept apart.
 
-    Subclasses set ``type_name`` and ``Settings`` (a frozen dataclass of the type's own config keys;
-    validated with pydantic at config load, so unknown keys and bad values are errors naming the key).
+    A concrete name gets its exact spec if there is one, else the first glob family it matches (with the
+    name and the graph key filled in), else a plain GAUGE. Lookups cost O(1) for exact names and
+    O(number of globs) for dynamic ones, whatever the number of metrics.
     """
 
-    type_name: ClassVar[str] = ""
-    Settings: ClassVar[type[Any]]
+    def __init__(self, specs: Iterable[MetricSpec]) -> None:
+        self._exact: dict[str, MetricSpec] = {}
+        self._globs: list[tuple[re.Pattern[str], MetricSpec]] = []
+        for spec in specs:
+            self._exact.setdefault(spec.name, spec)
+            if _is_pattern(spec.name):
+                self._globs.append((re.compile(fnmatch.translate(spec.name)), spec))
 
-    def __init__(self, slurper_id: str, settings: Any, *, interval: float, timeout: float) -> None:
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def get(self, name: str) -> MetricSpec:
+        hit = self._exact.get(name)
+        if hit is not None:
+            return hit
+        for pattern, spec in self._globs:
+            if pattern.match(name):
+                return replace(spec, name=name, graph=_fill_graph(spec, name))
+        return MetricSpec(name=name)
+
+
+S = TypeVar("S")
+
+
+class Slurper(ABC, Generic[S]):
+    """Base class of every slurper, generic over its settings type.
+
+    A subclass names its settings dataclass (made with :func:`settings`) as the type parameter,
+    ``class UPSSlurper(Slurper[UPSSettings])``: ``self.settings`` is then typed, and the class' ``Settings``
+    (what the config is validated against) is taken from the parameter. The type name users write in
+    ``type = "..."`` is the entry point's name; ``type_name`` holds it on a slurper built from config.
+    """
+
+    #: the settings dataclass: the type parameter of ``Slurper[...]`` (set when the subclass is made)
+    Settings: ClassVar[type[Any]]
+    #: the ``type`` it was configured under (the entry point name); set by ``rexmon.config.build_slurper``
+    type_name: str = ""
+    #: bumped by :meth:`specs_changed`; whoever caches what :meth:`spec_for` answered compares it
+    spec_generation: int = 0
+    _spec_index: SpecIndex | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Settings" not in cls.__dict__:
+            found = _settings_parameter(cls)
+            if found is not None:
+                cls.Settings = found
+
+    def __init__(self, slurper_id: str, settings: S, *, interval: float, timeout: float) -> None:
         self.id = slurper_id
-        self.settings = settings
+        self.settings: S = settings
         self.interval = interval
         self.timeout = timeout
 
@@ -160,15 +201,19 @@ class Slurper(ABC):
         """Specs of the metrics this slurper produces; names may be globs for dynamic metrics."""
 
     def spec_for(self, name: str) -> MetricSpec:
-        """The spec of a concrete metric name: exact name first, then the first matching glob."""
-        specs = self.metrics()
-        for spec in specs:
-            if spec.name == name:
-                return spec
-        for spec in specs:
-            if spec.matches(name):
-                return replace(spec, name=name, graph=_fill_graph(spec, name))
-        return MetricSpec(name=name)
+        """The spec of a concrete metric name: exact name first, then the first matching glob (O(1))."""
+        if self._spec_index is None:
+            self._spec_index = SpecIndex(self.metrics())
+        return self._spec_index.get(name)
+
+    def specs_changed(self) -> None:
+        """Say that :meth:`metrics` now answers differently (a Munin plugin's config changed).
+
+        The specs are indexed once and reused; a slurper whose specs depend on what the source says
+        calls this when they change, and the runner re-reads them.
+        """
+        self._spec_index = None
+        self.spec_generation += 1
 
     # -- life cycle --------------------------------------------------------------------------------
     def start(self) -> None:  # noqa: B027 - optional hook
@@ -188,66 +233,7 @@ class Slurper(ABC):
         """Release long-lived resources. Called once at shutdown."""
 
 
-# -- I/O helpers ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_command(
-    argv: Sequence[str],
-    *,
-    timeout: float,
-    env: Mapping[str, str] | None = None,
-    check: bool = True,
-    encoding_errors: str = "replace",
-) -> CommandResult:
-    """Run a command with a hard timeout that kills its whole process group.
-
-    A hung plugin must not outlive its slurper's timeout, and must not leave grandchildren behind.
-    Non-UTF-8 output is decoded with replacement characters (the parser then rejects what it cannot
-    read) rather than raising deep inside the scheduler.
-    """
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise SlurperError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
-        raise SlurperError(f"{argv[0]} timed out after {timeout:g} s") from None
-    result = CommandResult(
-        tuple(argv),
-        proc.returncode,
-        out.decode("utf-8", encoding_errors),
-        err.decode("utf-8", encoding_errors),
-    )
-    if check and proc.returncode != 0:
-        detail = result.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise SlurperError(f"{argv[0]} exited with status {proc.returncode}: {detail[0][:300]}")
-    return result
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+# -- I/O helpers (run_command, CommandResult: slurpers/command.py) ---------------------------------
 
 
 def request_error_reason(exc: BaseException) -> str:
@@ -481,9 +467,25 @@ def _duration_type() -> Any:
 Duration = _duration_type()
 
 
-def settings(cls: type[Any]) -> type[Any]:
+_T = TypeVar("_T")
+
+
+@typing.dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def settings(cls: type[_T]) -> type[_T]:
     """Decorator for a slurper's Settings: a frozen dataclass validated by pydantic, unknown keys refused."""
     from pydantic import ConfigDict
     from pydantic.dataclasses import dataclass as pdataclass
 
-    return pdataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))(cls)
+    made = pdataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))(cls)
+    return typing.cast("type[_T]", made)
+
+
+def _settings_parameter(cls: type[Any]) -> type[Any] | None:
+    """``UPSSettings`` for ``class UPSSlurper(Slurper[UPSSettings])``; None when not given there."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Slurper):
+            (arg,) = typing.get_args(base)
+            if isinstance(arg, type):
+                return arg
+    return None

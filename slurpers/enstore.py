@@ -248,10 +248,7 @@ class _Deadline:
         return remaining
 
 
-class EnstoreSlurper(Slurper):
-    type_name = "enstore"
-    Settings = EnstoreSettings
-
+class EnstoreSlurper(Slurper[EnstoreSettings]):
     def metrics(self) -> Sequence[MetricSpec]:
         return specs()
 

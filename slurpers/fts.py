@@ -12,7 +12,6 @@ import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import requests
 
@@ -96,13 +95,10 @@ class _Inflight:
     batch: list[Delivery]
 
 
-class FTSSlurper(Slurper):
+class FTSSlurper(Slurper[FTSSettings]):
     """Per-link and per-VO transfer figures from ftsmon, running totals from the STOMP bus."""
 
-    type_name = "fts"
-    Settings = FTSSettings
-
-    def __init__(self, slurper_id: str, settings: Any, *, interval: float, timeout: float) -> None:
+    def __init__(self, slurper_id: str, settings: FTSSettings, *, interval: float, timeout: float) -> None:
         super().__init__(slurper_id, settings, interval=interval, timeout=timeout)
         self._session: requests.Session | None = None
         self._bus: BusConsumer | None = None

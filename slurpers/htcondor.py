@@ -260,10 +260,7 @@ def specs() -> list[MetricSpec]:
 # -- the slurper -----------------------------------------------------------------------------------
 
 
-class HTCondorSlurper(Slurper):
-    type_name = "htcondor"
-    Settings = HTCondorSettings
-
+class HTCondorSlurper(Slurper[HTCondorSettings]):
     def metrics(self) -> Sequence[MetricSpec]:
         return specs()
 

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from alarms.ranges import RangeError, from_munin
 from slurpers.api import (
     DS_TYPES,
     CollectContext,
+    CommandTimeout,
     MetricSpec,
     PayloadError,
     Reading,
@@ -164,16 +166,20 @@ def parse_values(text: str, plugin_name: str) -> list[tuple[str, str, float | No
     return out
 
 
-class MuninSlurper(Slurper):
-    type_name = "munin"
-    Settings = MuninSettings
-
+class MuninSlurper(Slurper[MuninSettings]):
     def __init__(self, slurper_id: str, settings: MuninSettings, *, interval: float, timeout: float) -> None:
         super().__init__(slurper_id, settings, interval=interval, timeout=timeout)
         self.plugin_name = Path(settings.plugin).name
         self._graphs: dict[str, GraphConfig] = {}
+        self._specs: list[MetricSpec] | None = None
 
     def metrics(self) -> Sequence[MetricSpec]:
+        # built once per config the plugin prints, not per lookup (a plugin may have thousands of fields)
+        if self._specs is None:
+            self._specs = self._build_specs()
+        return self._specs
+
+    def _build_specs(self) -> list[MetricSpec]:
         specs = []
         for gname, g in self._graphs.items():
             for fname, fc in g.fields.items():
@@ -214,13 +220,22 @@ class MuninSlurper(Slurper):
         if not os.access(self.settings.plugin, os.X_OK):
             raise SlurperError(f"munin plugin {self.settings.plugin} does not exist or is not executable")
         env = self._env()
+        deadline = time.monotonic() + ctx.timeout
         cfg = run_command([self.settings.plugin, "config"], timeout=ctx.timeout, env=env)
         try:
-            self._graphs = parse_config(cfg.stdout, self.plugin_name)
+            graphs = parse_config(cfg.stdout, self.plugin_name)
         except PayloadError as exc:
             raise PayloadError(f"{self.plugin_name} config: {exc}") from None
+        if graphs != self._graphs:  # min/max/type may change between runs: the specs follow
+            self._graphs, self._specs = graphs, None
+            self.specs_changed()
         # the fetch gets what is left of the timeout, like munin-node's per-plugin timeout
-        fetch = run_command([self.settings.plugin], timeout=ctx.timeout, env=env)
+        try:
+            fetch = run_command(
+                [self.settings.plugin], timeout=max(deadline - time.monotonic(), 0.0), env=env
+            )
+        except CommandTimeout:
+            raise CommandTimeout(f"{self.settings.plugin} timed out after {ctx.timeout:g} s") from None
         try:
             values = parse_values(fetch.stdout, self.plugin_name)
         except PayloadError as exc:

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote
 
 import requests
@@ -116,13 +116,12 @@ def resource_name(resource: str) -> str:
     return metric_name(*parts)
 
 
-class NetbeamSlurper(Slurper):
+class NetbeamSlurper(Slurper[NetbeamSettings]):
     """Backfills and follows Netbeam series per interface, with a per-series checkpoint."""
 
-    type_name = "netbeam"
-    Settings = NetbeamSettings
-
-    def __init__(self, slurper_id: str, settings: Any, *, interval: float, timeout: float) -> None:
+    def __init__(
+        self, slurper_id: str, settings: NetbeamSettings, *, interval: float, timeout: float
+    ) -> None:
         super().__init__(slurper_id, settings, interval=interval, timeout=timeout)
         self._session: requests.Session | None = None
 

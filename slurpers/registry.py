@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
 from slurpers.api import Slurper
 
@@ -18,7 +19,7 @@ class SlurperRegistry:
     def __init__(self, loaders: Mapping[str, object]) -> None:
         # values are EntryPoint objects or already-loaded classes
         self._loaders = dict(loaders)
-        self._cache: dict[str, type[Slurper]] = {}
+        self._cache: dict[str, type[Slurper[Any]]] = {}
 
     @classmethod
     def from_entry_points(cls) -> SlurperRegistry:
@@ -27,12 +28,12 @@ class SlurperRegistry:
     def names(self) -> list[str]:
         return sorted(self._loaders)
 
-    def register(self, name: str, slurper_cls: type[Slurper]) -> None:
+    def register(self, name: str, slurper_cls: type[Slurper[Any]]) -> None:
         self._check(name, slurper_cls)
         self._loaders[name] = slurper_cls
         self._cache[name] = slurper_cls
 
-    def get(self, name: str) -> type[Slurper]:
+    def get(self, name: str) -> type[Slurper[Any]]:
         if name in self._cache:
             return self._cache[name]
         if name not in self._loaders:
@@ -55,4 +56,7 @@ class SlurperRegistry:
         if not (isinstance(obj, type) and issubclass(obj, Slurper)):
             raise TypeError(f"slurper type {name!r} is {obj!r}, not a subclass of slurpers.api.Slurper")
         if not hasattr(obj, "Settings"):
-            raise TypeError(f"slurper type {name!r} ({obj.__name__}) declares no Settings dataclass")
+            raise TypeError(
+                f"slurper type {name!r} ({obj.__name__}) declares no settings type: "
+                f"write class {obj.__name__}(Slurper[MySettings])"
+            )

@@ -275,7 +275,7 @@ def health_rows(slurper_ids: Iterable[str], times: Sequence[int], seed: int) -> 
 class Prefill:
     """Writes generated rows to the archive, with each slurper's own metric specs."""
 
-    def __init__(self, archive: Archive, slurpers: Sequence[Slurper], heartbeat: int) -> None:
+    def __init__(self, archive: Archive, slurpers: Sequence[Slurper[Any]], heartbeat: int) -> None:
         self.archive = archive
         self.slurpers = {s.id: s for s in slurpers}
         self.heartbeat = heartbeat
@@ -349,7 +349,7 @@ def generate(
 
 def prefill(
     archive: Archive,
-    slurpers: Sequence[Slurper],
+    slurpers: Sequence[Slurper[Any]],
     sources: Sequence[Source],
     extra_rows: Sequence[Row],
     times: Sequence[int],
@@ -374,7 +374,7 @@ def prefill(
         for sid, names in writer.counted.items():
             slurper = writer.slurpers[sid]
 
-            def when_absent(name: str, s: Slurper = slurper) -> float | None:
+            def when_absent(name: str, s: Slurper[Any] = slurper) -> float | None:
                 return s.spec_for(name).when_absent
 
             absent.fill(sid, names, when_absent, times[-1])

@@ -184,7 +184,7 @@ class Demo:
             self.say(f"filed {filed} planned downtime(s)")
 
     # -- history -------------------------------------------------------------------------------------
-    def _history(self, cfg: Config, slurpers: Sequence[Slurper], alarms: Any) -> None:
+    def _history(self, cfg: Config, slurpers: Sequence[Slurper[Any]], alarms: Any) -> None:
         from rexmon.demo.scenario import history_sources, last_observations
 
         now = time.time()
@@ -218,7 +218,7 @@ class Demo:
             archive.close()
 
     # -- collector and web ---------------------------------------------------------------------------
-    def _start_collector(self, cfg: Config, slurpers: Sequence[Slurper], alarms: Any) -> None:
+    def _start_collector(self, cfg: Config, slurpers: Sequence[Slurper[Any]], alarms: Any) -> None:
         from rexmon.service import Service
 
         service = Service(cfg, slurpers=slurpers, alarms=alarms)

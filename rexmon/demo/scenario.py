@@ -33,7 +33,7 @@ def settings_table(settings: Any) -> dict[str, Any]:
     return out
 
 
-def munin_now(slurpers: Sequence[Slurper]) -> dict[str, list[Reading]]:
+def munin_now(slurpers: Sequence[Slurper[Any]]) -> dict[str, list[Reading]]:
     """One real run of each Munin plugin: its config (specs) and today's values."""
     out: dict[str, list[Reading]] = {}
     for s in slurpers:
@@ -47,7 +47,7 @@ def munin_now(slurpers: Sequence[Slurper]) -> dict[str, list[Reading]]:
 
 
 def history_sources(
-    cfg: Config, slurpers: Sequence[Slurper], times: Sequence[int], seed: int
+    cfg: Config, slurpers: Sequence[Slurper[Any]], times: Sequence[int], seed: int
 ) -> tuple[list[history.Source], list[history.Row]]:
     """Sources for the simulated slurpers; made-up rows for Munin plugins and rexmon's health."""
     sources = []
@@ -69,7 +69,7 @@ def history_sources(
 
 
 def last_observations(
-    cfg: Config, slurpers: Sequence[Slurper], sources: Sequence[history.Source], t: int, seed: int
+    cfg: Config, slurpers: Sequence[Slurper[Any]], sources: Sequence[history.Source], t: int, seed: int
 ) -> list[Observation]:
     """The newest pre-filled values as observations, so the alarm states are there at once."""
     by_id = {s.id: s for s in slurpers}

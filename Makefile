@@ -10,10 +10,12 @@ REXMON := $(VENV)/bin/rexmon
 # What rexmon itself needs (and so `make demo`): the archive (rrdtool, rrdcached) and Munin's plugins.
 APT_RUN  := librrd-dev rrdtool rrdcached pkg-config munin-plugins-core
 # What the tests and benchmarks add: real peers started on loopback (PostgreSQL, ActiveMQ, headless
-# Chromium), munin-node + munin-update for the Munin benchmark, wrk for the web load test, and a real
-# single-node Slurm 22.05 cluster (tests/fixtures/slurm.py).
+# Chromium), munin-node + munin-update for the Munin benchmark, wrk for the web load test, a real
+# single-node Slurm 22.05 cluster (tests/fixtures/slurm.py), Prometheus scraping rexmon's /metrics
+# (tests/fixtures/prometheus.py) and systemd-analyze for etc/systemd/ (tests/ops).
 APT_TEST := munin munin-node postgresql activemq chromium chromium-driver wrk \
-            slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
+            slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge \
+            prometheus systemd
 
 # $(call apt_install,PACKAGES): install the missing ones (apt-get update once per checkout, only if needed)
 define apt_install
@@ -27,10 +29,10 @@ define apt_install
 	fi
 endef
 
-.PHONY: all setup test-setup test demo bench soak lint clean
+.PHONY: all setup test-setup test demo bench soak lint clean vendor wheel
 all: test
 
-setup: $(VENV)/.installed web/static/vendor/.installed
+setup: $(VENV)/.installed
 test-setup: setup $(VENV)/.apt-test $(VENV)/.installed-test
 
 $(VENV)/.apt: Makefile
@@ -41,7 +43,7 @@ $(VENV)/.apt: Makefile
 
 $(VENV)/.apt-test: Makefile $(VENV)/.apt
 	$(call apt_install,$(APT_TEST))
-	@-systemctl disable --now activemq postgresql munin-node slurmctld slurmd slurmrestd munge >/dev/null 2>&1 || true
+	@-systemctl disable --now activemq postgresql munin-node slurmctld slurmd slurmrestd munge prometheus >/dev/null 2>&1 || true
 	@touch $@
 
 $(VENV)/bin/python: | $(VENV)/.apt
@@ -56,12 +58,18 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[test,postgres]'
 	touch $@
 
-web/static/vendor/.installed: web/package.json | $(VENV)/.apt
+# uPlot is vendored in web/static/vendor/ with its licence (so a wheel or sdist needs no npm);
+# `make vendor` fetches the version web/package.json pins from npm and replaces the vendored copy.
+vendor:
 	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 	cd web && npm install --no-audit --no-fund --loglevel=error
-	mkdir -p web/static/vendor
 	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/static/vendor/
-	touch $@
+	cp web/node_modules/uplot/LICENSE web/static/vendor/uPlot.LICENSE
+
+# The wheel and the sdist in dist/. (tests/packaging builds its own in a temporary directory and installs
+# the wheel into a clean virtualenv, so `make test` and CI check them like any test.)
+wheel: $(VENV)/.installed-test
+	$(PY) -m build -o dist .
 
 test: test-setup
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -79,4 +87,4 @@ lint: test-setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 clean:
-	rm -rf var/ web/static/vendor web/node_modules
+	rm -rf var/ web/node_modules dist/

@@ -27,6 +27,7 @@ def web(ctx: click.Context, listen: str | None, threads: int) -> None:
     """Serve the overview, graphs, downtime pages and JSON API."""
     import waitress
 
+    from rexmon.watchdog import watch_in_background
     from web import create_app
 
     cfg = load_config(ctx)
@@ -35,5 +36,6 @@ def web(ctx: click.Context, listen: str | None, threads: int) -> None:
     except click.BadParameter as exc:
         fail(exc.message, EXIT_USAGE)
     app = create_app(cfg)
+    watch_in_background(cfg)  # the dead man's switch ([watchdog] in_web)
     click.echo(f"rexmon web on http://{host}:{port}/ (archive {cfg.rrd_dir})", err=True)
     waitress.serve(app, host=host, port=port, threads=threads, ident="rexmon")

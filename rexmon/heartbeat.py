@@ -11,7 +11,8 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import BigInteger, Float, Integer, String, Table, select, update
 from sqlalchemy.engine import Engine
@@ -123,3 +124,112 @@ def beats(engine: Engine) -> list[Beat]:
             Beat(r.collector, r.host, r.pid, r.version, r.started, r.beat, r.round_seconds, r.rounds)
             for r in rows
         ]
+
+
+def sd_notify(state: str, address: str | None = None) -> bool:
+    """Send ``state`` (``READY=1``, ``WATCHDOG=1``) to systemd over $NOTIFY_SOCKET; False if not under it.
+
+    The whole sd_notify protocol for these two messages: one datagram to a unix socket, whose name
+    starting with ``@`` is in the abstract namespace.
+    """
+    address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    target = "\0" + address[1:] if address.startswith("@") else address
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(target)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("systemd notify %s to %s failed: %s", state, address, exc)
+        return False
+    return True
+
+
+class SignsOfLife:
+    """What the collector's writer does after every round: tell systemd, the database and /metrics.
+
+    systemd's watchdog gets ``WATCHDOG=1`` every round, so a writer that hangs stops it and systemd
+    restarts the collector. The database heartbeat is written every round too, but at most once per
+    ``every`` seconds (a busy writer runs a round a second); a database outage is logged once and the
+    beats resume when it answers.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        collector: str,
+        *,
+        journal_dir: Path | None = None,
+        every: float = 5.0,
+        started: float | None = None,
+    ) -> None:
+        from rexmon import __version__
+
+        self.database_url = database_url
+        self.journal_dir = journal_dir
+        self.collector = collector
+        self.every = every
+        self.started = started
+        self.version = __version__
+        self._writer: HeartbeatWriter | None = None
+        self._last = float("-inf")
+        self._failing = False
+        self._round_started: float | None = None
+
+    @classmethod
+    def of(cls, config: Any, shard: str | None) -> SignsOfLife:
+        """The signs of life of the collector running ``shard`` under ``config`` (a rexmon Config)."""
+        return cls(config.database_url, collector_name(shard), journal_dir=config.state_dir / "journal")
+
+    def ready(self) -> None:
+        """Tell systemd that the collector has started (Type=notify)."""
+        sd_notify("READY=1")
+
+    def round(self, now: float, queue_depth: int = 0) -> None:
+        """One writer round is done at ``now`` (epoch seconds), ``queue_depth`` results wait for the next."""
+        from rexmon import selfmetrics
+
+        selfmetrics.WRITER_ROUNDS.inc()
+        selfmetrics.WRITER_QUEUE.set(queue_depth)
+        selfmetrics.JOURNAL_BYTES.set(self.journal_bytes())
+        sd_notify("WATCHDOG=1")
+        took = None if self._round_started is None else max(0.0, now - self._round_started)
+        self._round_started = now
+        if now - self._last < self.every:
+            return
+        self._last = now
+        try:
+            self._beat(now, took)
+        except Exception as exc:  # the database is away: archiving goes on, say it once
+            if not self._failing:
+                log.error("heartbeat: cannot record it in the database (%s: %s)", type(exc).__name__, exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("heartbeat: the database answers again")
+        self._failing = False
+
+    def journal_bytes(self) -> int:
+        """The size of the update journal(s) on disk (rrdcached's writes not yet flushed to the files)."""
+        if self.journal_dir is None:
+            return 0
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.journal_dir) if e.is_file())
+        except OSError:  # not created yet (no rrdcached, or no write so far)
+            return 0
+
+    def _beat(self, now: float, took: float | None) -> None:
+        if self._writer is None:
+            from downtime.db import make_engine, upgrade
+
+            engine = make_engine(self.database_url)
+            upgrade(engine)
+            self._writer = HeartbeatWriter(engine, self.collector, self.version, self.started or now)
+        self._writer.beat(now, took)
+
+    def close(self) -> None:
+        """Release the database connection."""
+        if self._writer is not None:
+            self._writer.engine.dispose()
+            self._writer = None

@@ -47,12 +47,13 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     }
     app.before_request(_authenticate)  # before CSRF: an anonymous write is a 401, not a form error
     csrf.init_app(app)
-    from web import api, downtimes, graphs, views
+    from web import api, downtimes, graphs, health, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(graphs.bp)
     app.register_blueprint(downtimes.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)  # /metrics, /healthz, /readyz
     csrf.exempt(api.bp)  # the JSON API takes only application/json bodies, which forms cannot send
     from web import acks, api_actions
 
@@ -86,7 +87,7 @@ def now() -> float:
 def _authenticate() -> Response | None:
     auth: Auth = ext("auth")
     g.user = auth.user(request)
-    if g.user is not None or request.endpoint == "static":
+    if g.user is not None or request.endpoint == "static" or request.blueprint == "health":
         return None
     config: Config = ext("config")
     if request.method not in READ_METHODS:

@@ -22,6 +22,7 @@ SECTIONS: dict[str, type[Any]] = {
     "alarms": config.AlarmsConfig,
     "alarm": config.AlarmRule,
     "notify": config.NotifyTarget,
+    "watchdog": config.WatchdogConfig,
 }
 #: keys every [[slurper]] takes, whatever its type
 SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled")

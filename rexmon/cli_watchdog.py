@@ -1,0 +1,38 @@
+"""``rexmon watchdog``: tell the ``watchdog`` targets when a collector stops, and when it is back."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from rexmon.cli import EXIT_FAIL, EXIT_OK, fail, load_config
+
+
+@click.command()
+@click.option("--loop", is_flag=True, help="Check every [watchdog] check_interval until stopped (else once).")
+@click.pass_context
+def watchdog(ctx: click.Context, loop: bool) -> None:
+    """Check every collector's heartbeat once (for cron on another host); exit 1 while one is down."""
+    from downtime.db import DatabaseError
+    from rexmon.watchdog import Watchdog
+
+    cfg = load_config(ctx)
+    try:
+        dog = Watchdog.from_config(cfg)
+    except DatabaseError as exc:
+        fail(str(exc))
+    try:
+        while True:
+            try:
+                report = dog.check(time.time())
+            except DatabaseError as exc:
+                fail(str(exc))
+            for line in report.lines():
+                click.echo(line)
+            if not loop:
+                break
+            time.sleep(cfg.watchdog.check_interval)
+    finally:
+        dog.close()
+    raise SystemExit(EXIT_FAIL if report.down else EXIT_OK)

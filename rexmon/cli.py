@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from rexmon import __version__
 from rexmon.config import Config, ConfigError, build_slurper, config_path, load, parse_shard
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -25,6 +26,7 @@ SUBCOMMANDS = [
     "rexmon.cli_db:db",
     "rexmon.cli_web:web",
     "rexmon.cli_demo:demo",
+    "rexmon.cli_watchdog:watchdog",
 ]
 
 
@@ -57,6 +59,7 @@ pass_config = click.make_pass_decorator(dict, ensure=True)
     default=None,
     help="Config file (default: $REXMON_CONFIG, else etc/rexmon.toml); conf.d/*.toml beside it is merged.",
 )
+@click.version_option(__version__, prog_name="rexmon", message="%(prog)s %(version)s")
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -133,7 +136,17 @@ def run(ctx: click.Context, once: bool, shard: str | None) -> None:
             click.echo("alarms: could not be evaluated or delivered (see the log); the values are archived",
                        err=True)  # fmt: skip
         sys.exit(EXIT_FAIL if failed or errs or service.alarm_failures else EXIT_OK)
-    _serve_until_signal(service.start, service.stop)
+    from rexmon.health import serve_collector
+
+    try:
+        endpoints = serve_collector(cfg, shard)  # /metrics, /healthz, /readyz on [scheduler] metrics_listen
+    except (OSError, click.BadParameter) as exc:
+        fail(f"cannot serve [scheduler] metrics_listen = {cfg.scheduler.metrics_listen!r}: {exc}")
+    try:
+        _serve_until_signal(service.start, service.stop)
+    finally:
+        if endpoints is not None:
+            endpoints.stop()
 
 
 def _serve_until_signal(start: Callable[[], None], stop: Callable[[], None]) -> None:

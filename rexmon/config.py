@@ -25,11 +25,20 @@ from pydantic.dataclasses import dataclass as pdataclass
 from rexmon.config_alarms import AlarmRule as AlarmRule  # re-exported: ``[[alarm]]`` is part of Config
 from rexmon.config_alarms import AlarmsConfig as AlarmsConfig
 from rexmon.config_alarms import flap_errors
-from slurpers.api import Duration, Secret, Slurper
+from slurpers.api import DEFAULT_MAX_OUTPUT, Duration, Secret, Slurper
 from slurpers.registry import SlurperRegistry
 
 DEFAULT_CONFIG = "etc/rexmon.toml"
 RESERVED_SLURPER_IDS = frozenset({"rexmon"})
+#: bounds of the scheduling keys: anything outside is a config error naming the file and the key
+MAX_WORKERS = 512
+MAX_JITTER = 3600.0
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 7 * 86400.0
+MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 86400.0
+#: a slurper's output cap (``max_output``, stdout and stderr of one command) and metric-name cap
+DEFAULT_MAX_METRICS = 20_000
+MAX_OUTPUT_RANGE = (1024, 1 << 30)
+MAX_METRICS_RANGE = (1, 1_000_000)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _STRICT = ConfigDict(extra="forbid")
 Severity = Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]
@@ -47,7 +56,7 @@ class ConfigError(Exception):
 @pdataclass(frozen=True, config=_STRICT)
 class ArchiveConfig:
     rrd_dir: str = "var/rrd"
-    step: int = Field(default=60, gt=0, le=86400)
+    step: int = Field(default=60, gt=0, le=86400, strict=True)
     #: "" (write files directly), "unix:/path/to/rrdcached.sock", or "host:port" (TCP)
     rrdcached: str = ""
 
@@ -67,15 +76,16 @@ class DatabaseConfig:
 @pdataclass(frozen=True, config=_STRICT)
 class SchedulerConfig:
     #: threads running slurpers at once
-    workers: int = Field(default=16, ge=1, le=512)
-    #: random delay added to each run (seconds) so that slurpers with one interval do not fire together
-    jitter: Duration = 5.0
+    workers: int = Field(default=16, ge=1, le=MAX_WORKERS, strict=True)
+    #: random delay added to each run (seconds) so that slurpers with one interval do not fire together;
+    #: each run falls in [phase + k x interval, + jitter), jitter at most half the slurper's interval
+    jitter: Duration = Field(default=5.0, ge=0, le=MAX_JITTER)
     #: checkpoints of slurpers that keep one (e.g. netbeam), as JSON files
     state_dir: str = "var/state"
     #: "I/N": run only the slurpers of shard I (1-based) of N, for several collector hosts
     shard: str = ""
     #: evaluate alarms on this host (exactly one host of a scale-out should)
-    evaluate_alarms: bool = True
+    evaluate_alarms: bool = Field(default=True, strict=True)
     #: "HOST:PORT" where the collector serves /metrics, /healthz and /readyz; "" (the default) is off
     metrics_listen: str = ""
 
@@ -114,7 +124,7 @@ class NotifyTarget:
 @pdataclass(frozen=True, config=_STRICT)
 class WebConfig:
     listen: str = "127.0.0.1:8080"
-    public_read: bool = True
+    public_read: bool = Field(default=True, strict=True)
     #: htpasswd file with bcrypt hashes (htpasswd -B)
     htpasswd: str = ""
     #: trust this request header (e.g. REMOTE_USER) set by a reverse proxy that did the login
@@ -160,9 +170,14 @@ class SlurperConfig:
     type: str
     interval: float
     timeout: float
+    #: an instance of the type's Settings dataclass (its type depends on ``type``)
     settings: Any
     source: str
     enabled: bool = True
+    #: bytes one command of this slurper may print before it is stopped and the run fails
+    max_output: int = DEFAULT_MAX_OUTPUT
+    #: distinct metric names this slurper may produce; a run with more fails, names past it are refused
+    max_metrics: int = DEFAULT_MAX_METRICS
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,8 @@ class Config:
     files: tuple[Path, ...] = ()
     #: ``[alarms]``: what every rule does unless it says otherwise (flap detection)
     alarm_defaults: AlarmsConfig = field(default_factory=AlarmsConfig)
+    #: the slurper types the config was checked against; :func:`build_slurper` builds from it
+    registry: SlurperRegistry = field(default_factory=SlurperRegistry.from_entry_points, compare=False)
     #: ``[watchdog]``: heartbeat age and the dead-man service
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
 
@@ -219,7 +236,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "watchdog": WatchdogConfig,
 }
 _ARRAYS = ("slurper", "alarm", "notify")
-_SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled")
+_SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled", "max_output", "max_metrics")
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -286,6 +303,7 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
         notify=notify,
         files=tuple(files),
         alarm_defaults=sections["alarms"],
+        registry=reg,
         watchdog=sections["watchdog"],
     )
 
@@ -382,7 +400,7 @@ def _load_slurpers(
         else:
             seen[sid] = f
         stype = table.get("type")
-        cls: type[Slurper] | None = None
+        cls: type[Slurper[Any]] | None = None
         if not isinstance(stype, str):
             errors.append(f"{label}: type: required (known: {', '.join(reg.names())})")
         else:
@@ -390,8 +408,14 @@ def _load_slurpers(
                 cls = reg.get(stype)
             except LookupError as exc:
                 errors.append(f"{label}: type: {exc}")
-        interval = _number(table.get("interval", 60), f"{label}: interval", errors, low=1)
-        timeout = _number(table.get("timeout", min(10.0, interval)), f"{label}: timeout", errors, low=0.1)
+        interval = _number(
+            table.get("interval", 60), f"{label}: interval", errors, MIN_INTERVAL, MAX_INTERVAL
+        )
+        timeout = _number(
+            table.get("timeout", min(10.0, interval)), f"{label}: timeout", errors, MIN_TIMEOUT, MAX_TIMEOUT
+        )
+        max_output = _count(table, "max_output", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_RANGE, label, errors)
+        max_metrics = _count(table, "max_metrics", DEFAULT_MAX_METRICS, MAX_METRICS_RANGE, label, errors)
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             errors.append(f"{label}: enabled: must be true or false")
@@ -402,11 +426,15 @@ def _load_slurpers(
             defer = {"defer_secrets": enabled is False}
             settings = _validate(cls.Settings, own, lambda key, label=label: f"{label}: {key}", errors, defer)
         if len(errors) == start and cls is not None and isinstance(sid, str) and isinstance(stype, str):
-            out.append(SlurperConfig(sid, stype, interval, timeout, settings, str(f), bool(enabled)))
+            out.append(
+                SlurperConfig(
+                    sid, stype, interval, timeout, settings, str(f), bool(enabled), max_output, max_metrics
+                )
+            )
     return out
 
 
-def _number(value: Any, where: str, errors: list[str], *, low: float) -> float:
+def _number(value: Any, where: str, errors: list[str], low: float, high: float) -> float:
     from slurpers.api import parse_duration
 
     try:
@@ -414,13 +442,31 @@ def _number(value: Any, where: str, errors: list[str], *, low: float) -> float:
     except ValueError as exc:
         errors.append(f"{where}: {exc}")
         return low
-    if v < low:
-        errors.append(f"{where}: must be at least {low:g} s, got {v:g}")
+    if not low <= v <= high:
+        errors.append(f"{where}: must be from {low:g} s to {high:g} s, got {v:g}")
         return low
     return v
 
 
-def build_slurper(sc: SlurperConfig, registry: SlurperRegistry | None = None) -> Slurper:
-    reg = registry or SlurperRegistry.from_entry_points()
-    cls = reg.get(sc.type)
-    return cls(sc.id, sc.settings, interval=sc.interval, timeout=sc.timeout)
+def _count(
+    table: Mapping[str, Any], key: str, default: int, bounds: tuple[int, int], label: str, errors: list[str]
+) -> int:
+    """An integer key of a ``[[slurper]]`` (a TOML integer: ``"100"`` and ``true`` are refused)."""
+    value = table.get(key, default)
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors.append(f"{label}: {key}: must be an integer (no quotes), got {value!r:.40}")
+    elif not low <= value <= high:
+        errors.append(f"{label}: {key}: must be from {low} to {high}, got {value}")
+    else:
+        return value
+    return default
+
+
+def build_slurper(sc: SlurperConfig, registry: SlurperRegistry | None = None) -> Slurper[Any]:
+    """The slurper ``sc`` configures, its class from ``registry`` (the one the config was loaded with:
+    ``build_slurper(sc, config.registry)``; the installed entry points when none is given)."""
+    reg = registry if registry is not None else SlurperRegistry.from_entry_points()
+    slurper = reg.get(sc.type)(sc.id, sc.settings, interval=sc.interval, timeout=sc.timeout)
+    slurper.type_name = sc.type
+    return slurper

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alarms.observation import Observation
+from rexmon import selfmetrics
 from rexmon.absent import AbsentFill
 from rexmon.config import DEFAULT_MAX_METRICS, Config
 from rexmon.state import CheckpointStore
@@ -97,6 +98,7 @@ class Runner:
             log.exception("slurper %s crashed", slurper.id)
             result.error = f"internal error in slurper {slurper.id}: {type(exc).__name__}: {exc}"
         result.duration = self.clock() - started
+        selfmetrics.record_run(slurper.id, result.duration, bool(result.error), lag)
         if result.error:
             result.updates.clear()
             result.observations.clear()

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, g, redirect, request, url_for
 
 from alarms.engine import MetricRecord
 from alarms.store import AlarmStore
-from web.app import error_response, monitor, now
+from web.context import error_response, monitor, now
 from web.params import ParamError, metric_id
 
 bp = Blueprint("acks", __name__)

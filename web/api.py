@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, g, jsonify, request
 from alarms.catalogue import UNKNOWN_META
 from downtime.store import DowntimeError, Which
 from rrd.archive import ArchiveError
-from web.app import monitor, now
+from web.context import monitor, now
 from web.data import band_label, thresholds
 from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
 from web.downtimes import DOWNTIME_ID, WHICH, store, store_error

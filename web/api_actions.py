@@ -17,7 +17,7 @@ from alarms.store import to_metric_state
 from downtime.models import Downtime
 from downtime.store import DowntimeError, DowntimeStore
 from web.acks import AckRefused, acknowledge, clean_comment
-from web.app import monitor, now
+from web.context import monitor, now
 from web.downtime_io import downtime_dict, when
 from web.downtimes import DOWNTIME_ID, store
 from web.params import ParamError, int_param, metric_id

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dateutil.tz import gettz
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, g, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from rexmon.config import Config
 from web.auth import Auth
+from web.context import error_response, ext, fmt_time, fmt_time_in, fmt_value, monitor
 from web.data import ICON_LABELS, Monitor
 from web.params import ParamError, input_time
 
@@ -70,20 +68,6 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     return app
 
 
-def ext(name: str) -> Any:
-    return current_app.extensions["rexmon"][name]
-
-
-def monitor() -> Monitor:
-    m: Monitor = ext("monitor")
-    return m
-
-
-def now() -> float:
-    clock: Callable[[], float] = ext("clock")
-    return clock()
-
-
 def _authenticate() -> Response | None:
     auth: Auth = ext("auth")
     g.user = auth.user(request)
@@ -116,40 +100,6 @@ def _template_globals() -> dict[str, Any]:
         "icon_labels": ICON_LABELS,
         "archive_warning": monitor().archive.flush_error,  # set by this request's reads, if they failed
     }
-
-
-@functools.lru_cache(maxsize=4096)  # the overview formats the same few times thousands of times
-def fmt_time(t: float | None) -> str:
-    if t is None:
-        return "never"
-    return datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def fmt_time_in(t: float | None, zone: str) -> str:
-    """A time in the named zone with the zone's abbreviation (``2026-11-22 08:00 CET``)."""
-    tz = gettz(zone)
-    if t is None or tz is None:
-        return fmt_time(t)
-    return datetime.fromtimestamp(float(t), tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def fmt_value(v: float | None) -> str:
-    return "U" if v is None else f"{v:.4g}"
-
-
-def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path.endswith(".json")
-
-
-def error_response(status: int, message: str, parameter: str | None = None) -> tuple[Any, int]:
-    """A JSON error for the API, an HTML page elsewhere; never a stack trace."""
-    if wants_json():
-        body: dict[str, Any] = {"error": message, "status": status}
-        if parameter:
-            body["parameter"] = parameter
-        return jsonify(body), status
-    text = f"{parameter}: {message}" if parameter else message
-    return render_template("web/error.html", status=status, message=text), status
 
 
 def _register_errors(app: Flask) -> None:

@@ -262,9 +262,11 @@ def make_row(
     t, value = (latest.time, latest.value) if latest else (None, None)
     is_rate = latest is not None and latest.is_rate
     unit = rate_unit(meta.unit) if is_rate else normalize(meta.unit)
-    if state is None:
+    if state is None:  # unjudged; a downtime filed for it is a fact, shown as such
+        covering = current.covering(mid, now) if current.windows else []
         return MetricRow(
-            mid, slurper, name, meta.graph or group_of(name), value, t, UNJUDGED, "unjudged",
+            mid, slurper, name, meta.graph or group_of(name), value, t, UNJUDGED,
+            "downtime" if covering else "unjudged", downtime_id=covering[0].downtime_id if covering else None,
             raw=latest.raw if is_rate and latest else None, unit=unit, base=meta.base, title=meta.label,
         )  # fmt: skip
     downtimes = current.covering(mid, now) if current.windows and not state.in_downtime else []

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from downtime.ical import to_ical
 from downtime.models import Downtime
 from downtime.store import DowntimeError, DowntimeStore, Which
-from web.app import monitor, now
+from web.context import monitor, now
 from web.downtime_io import (
     KINDS,
     SEVERITIES,

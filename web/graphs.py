@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 
 from rrd.graph import GraphError, GraphSpec, Rule, check_zone
 from rrd.names import MetricIdError, check_id
-from web.app import ext, fmt_value, monitor, now
+from web.context import ext, fmt_value, monitor, now
 from web.data import MetricRow, group_of, thresholds
 from web.params import PERIODS, ParamError, TimeRange, choice, input_time, int_param, metric_id, time_range
 

@@ -8,7 +8,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from web.app import fmt_time
+from web.context import fmt_time
 from web.data import MetricRow
 
 

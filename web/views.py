@@ -17,7 +17,7 @@ from flask import (
     url_for,
 )
 
-from web.app import ext, monitor
+from web.context import ext, monitor
 from web.data import ICON_LABELS, ICONS
 from web.rows import metric_items
 

@@ -86,6 +86,7 @@ class Archive:
             journal_limit=journal_limit,
             timeout=timeout,
             names=names,
+            monotonic=monotonic,
         )
         self.reader = ArchiveReader(
             self.rrd_dir,

@@ -178,6 +178,16 @@ class RRDCachedClient:
                 if code < 0 and "no such file" not in msg.lower() and "not found" not in msg.lower():
                     raise RRDCachedError(f"FLUSH {name}: {msg}")
 
+    def pipeline(self, commands: Sequence[str]) -> list[tuple[int, str, list[str]]]:
+        """Send commands in one write and read one reply each (status, message, extra lines)."""
+        if not commands:
+            return []
+        for c in commands:
+            _check_line(c)
+        payload = "".join(f"{c}\n" for c in commands).encode()
+        with self._lock:
+            return self._roundtrip(payload, reply_count=len(commands))
+
     def last(self, filename: str) -> int | None:
         """Last update time as rrdcached knows it (pending updates included); None if no file."""
         code, msg, _ = self.command(f"LAST {filename}")

@@ -11,21 +11,25 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import rrdtool
 
-from rrd.journal import JournalError, UpdateJournal, read_lines
+from rrd.journal import JournalError, UpdateJournal
 from rrd.names import Names
 from rrd.rrdcached import BatchStream, RRDCachedClient, RRDCachedError
 from rrd.spec import ArchiveError, Update, WriteResult, ds_arg, rra_args
+from rrd.verify import Segment, check, expected_times
 
 log = logging.getLogger(__name__)
 #: lines per part of a streamed BATCH
 CHUNK = 1024
+#: an outage of the journal or of rrd_dir is logged once per this many seconds (per kind)
+OUTAGE_LOG_SECONDS = 60.0
 
 
 def _rrd_readable(path: Path) -> bool:
@@ -68,6 +72,8 @@ class ArchiveWriter:
         journal_limit: int = 16 << 20,
         timeout: float = 30.0,
         names: Names | None = None,
+        held_limit: int = 200_000,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rrd_dir = Path(rrd_dir)
         self.step = int(step)
@@ -81,8 +87,20 @@ class ArchiveWriter:
         self.journal_dir = Path(journal_dir) if journal_dir else self.rrd_dir / ".journal"
         self.journal_limit = journal_limit
         self.journal: UpdateJournal | None = None
-        self._dirty: set[str] = set()
+        #: per rrdcached file name, the newest update time journaled since the journal was last sealed
+        self._pending: dict[str, int] = {}
+        #: sealed journal segments not yet known to be in the files
+        self._sealed: list[Segment] = []
+        self._sync_client = RRDCachedClient(rrdcached, timeout) if rrdcached else None
+        self._sync_lock = threading.Lock()
         self._in_flight = 0
+        #: values that could not be written (journal or rrd_dir unwritable), oldest first, sent first
+        self.held: list[Update] = []
+        self.held_limit = held_limit
+        #: values refused because ``held`` was full, since the start (a health figure)
+        self.refused_total = 0
+        self._monotonic = monotonic
+        self._logged: dict[str, float] = {}
         #: per metric written by this process: [last update time, "UPDATE <file> " prefix, is GAUGE]
         self._meta: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
@@ -93,30 +111,40 @@ class ArchiveWriter:
         return list(self._meta)
 
     def close(self) -> None:
-        """Have rrdcached write this writer's files, drop the journal and release the connections."""
+        """Have rrdcached write this writer's files, drop the journal and release the connections.
+
+        Journal segments rrdcached has not written stay on disk; the next writer replays and checks them.
+        """
+        synced = self.sync()
         with self._lock:
+            if self.held:
+                log.error("archive closed with %d value(s) still held in memory: lost", len(self.held))
             if self.journal is not None:
-                synced = self._sync_locked()
-                self.journal.close(remove=synced)
+                self.journal.close(remove=synced and self.journal.size == 0)
                 self.journal = None
-        for client in (self.client, self._control):
+            for segment in self._sealed:
+                segment.journal.close(remove=False)
+            self._sealed = []
+        for client in (self.client, self._control, self._sync_client):
             if client is not None:
                 client.close()
 
     # -- the write-ahead journal (rrdcached only) ------------------------------------------------------
     def _open_journal(self) -> UpdateJournal:
-        """Open this process' journal and replay journals left by writers that died."""
+        """Open this process' journal and replay journals left by writers that died (checked at sync)."""
         assert self.client is not None
         journal = UpdateJournal(self.journal_dir)
-        for orphan in journal.orphans():
-            lines = read_lines(orphan)
-            if lines:
-                self.client.batch(lines, trusted=True)
-                self.client.flush_many(sorted({ln.split(" ", 2)[1] for ln in lines}))
-                log.warning(
-                    "replayed %d update(s) from %s, left by a writer that stopped", len(lines), orphan
-                )
-            orphan.unlink(missing_ok=True)
+        for path in journal.orphans():
+            orphan = UpdateJournal.adopt(path)
+            if orphan is None:
+                continue
+            lines = orphan.lines()
+            if not lines:
+                orphan.close(remove=True)
+                continue
+            self.client.batch(lines, trusted=True)
+            self._sealed.append(Segment(orphan, expected_times(lines)))
+            log.warning("replayed %d update(s) from %s, left by a writer that stopped", len(lines), path)
         self.client.replay = self._replay_lines
         return journal
 
@@ -124,25 +152,65 @@ class ArchiveWriter:
         """What rrdcached may have lost: the journal, less the batch being sent right now."""
         if self.journal is None:
             return []
-        lines = self.journal.lines()
-        return lines[: len(lines) - self._in_flight]
+        lines = [line for seg in self._sealed for line in seg.journal.lines()]
+        current = self.journal.lines()
+        return lines + current[: len(current) - self._in_flight]
 
     def sync(self) -> bool:
-        """Have rrdcached write every file updated since the last sync, then empty the journal."""
-        with self._lock:
-            return self._sync_locked()
+        """Have rrdcached write every file updated since the last sync; drop from the journal exactly what
+        the files hold (read back after the flush). False while something is still only in the journal.
 
-    def _sync_locked(self) -> bool:
-        if self.journal is None or self.client is None:
+        The writer's lock is held only to seal the journal: writes go on while the files are flushed.
+        """
+        if self.client is None:
             return True
+        with self._sync_lock:
+            with self._lock:
+                if self.journal is not None and self._pending:
+                    try:
+                        self._sealed.append(Segment(self.journal.seal(), self._pending))
+                        self._pending = {}
+                    except JournalError as exc:
+                        self._outage("journal", f"{exc}; the journal is kept as it is")
+                segments = list(self._sealed)
+            return all([self._check(seg) for seg in segments])
+
+    def _check(self, segment: Segment) -> bool:
+        assert self._sync_client is not None
         try:
-            self.client.flush_many([self.names.name(m) for m in sorted(self._dirty)])
-        except RRDCachedError as exc:
-            log.warning("journal kept: %s", exc)
+            short = check(self._sync_client, segment)
+        except (RRDCachedError, OSError) as exc:
+            self._outage("flush", f"journal kept ({segment.journal.path}): {exc}")
             return False
-        self.journal.truncate()
-        self._dirty.clear()
+        if short is not None:
+            name, on_disk, sent = short.files[0]
+            self._outage(
+                "flush",
+                f"rrdcached did not write {len(short.files)} file(s) (e.g. {name}: on disk up to "
+                f"{on_disk}, sent up to {sent}): {self._cause()}; {short.lines_kept} update(s) kept in "
+                f"{segment.journal.path} and sent again at the next sync",
+            )
+            return False
+        with self._lock:
+            self._sealed.remove(segment)
+            segment.journal.close(remove=True)
         return True
+
+    def _cause(self) -> str:
+        """Why files may not be written, as far as this host can tell."""
+        if self._remote:
+            return "see rrdcached's log on the archive host"
+        if self.rrd_dir.is_dir() and not os.access(self.rrd_dir, os.W_OK):
+            return f"{self.rrd_dir} is not writable"
+        return _cause(None, self.rrd_dir).replace("rrdtool gave no reason", "see rrdcached's log")
+
+    def _outage(self, kind: str, message: str) -> None:
+        """One error line per kind of outage per OUTAGE_LOG_SECONDS, with how much is held meanwhile."""
+        now = self._monotonic()
+        if now >= self._logged.get(kind, 0.0):
+            self._logged[kind] = now + OUTAGE_LOG_SECONDS
+            extra = f" ({len(self.held)} value(s) held in memory)" if self.held else ""
+            log.error("archive: %s%s", message, extra)
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, updates: Iterable[Update]) -> WriteResult:
@@ -152,22 +220,60 @@ class ArchiveWriter:
         an update not newer than the metric's last one is skipped as old.
         """
         result = WriteResult()
-        failed: set[str] = set()
+        failed: dict[str, bool] = {}  # metric id -> its values are held (the disk cannot be written)
         with self._lock:
+            if self.held:  # older than anything new: first
+                updates, self.held = [*self.held, *updates], []
             if self.client is None:
-                mids, lines = self._format(updates, result, failed)
-                self._update_files(mids, lines, result)
+                kept: list[Update] = []
+                mids, lines = self._format(updates, result, failed, kept)
+                self._update_files(mids, lines, kept, result)
             else:
                 self._write_cached(updates, result, failed)
+            result.held = len(self.held)
+            full = self.journal is not None and self.journal.size > self.journal_limit
+        if full:
+            self.sync()
         return result
+
+    def _hold(self, updates: Iterable[Update], result: WriteResult) -> None:
+        """Keep values that cannot be written now, up to ``held_limit``; count the ones refused."""
+        for u in updates:
+            if len(self.held) < self.held_limit:
+                self.held.append(u)
+            else:
+                result.refused += 1
+                self.refused_total += 1
+
+    def _disk_trouble(self) -> bool:
+        """Whether ``rrd_dir`` here is read-only or full (values then wait in memory)."""
+        if self._remote:
+            return False
+        root = self.rrd_dir
+        while not root.exists() and root != root.parent:
+            root = root.parent
+        if not os.access(root, os.W_OK):
+            return True
+        try:
+            st = os.statvfs(root)
+        except OSError:
+            return True
+        return st.f_bavail * st.f_frsize < 1 << 20
 
     def _prefix(self, metric_id: str) -> str:
         return f"UPDATE {self.names.name(metric_id)} " if self.client is not None else ""
 
     def _format(
-        self, updates: Iterable[Update], result: WriteResult, failed: set[str]
+        self,
+        updates: Iterable[Update],
+        result: WriteResult,
+        failed: dict[str, bool],
+        kept: list[Update] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """(metric ids, lines) of the updates to write: "UPDATE <file> <ts>:<value>" or "<ts>:<value>"."""
+        """(metric ids, lines) of the updates to write: "UPDATE <file> <ts>:<value>" or "<ts>:<value>".
+
+        ``kept``: also collect the updates formatted (writing files directly, to hold them on failure).
+        """
         get = self._meta.get
         mids: list[str] = []
         lines: list[str] = []
@@ -178,9 +284,10 @@ class ArchiveWriter:
             mid = u.metric_id
             m = get(mid)
             if m is None:
-                m = None if mid in failed else self._first_sight(mid, u, result)
+                m = None if mid in failed else self._first_sight(mid, u, result, failed)
                 if m is None:
-                    failed.add(mid)
+                    if failed[mid]:
+                        self._hold((u,), result)
                     continue
             t = u.time
             if t <= m[0]:
@@ -199,10 +306,12 @@ class ArchiveWriter:
                 text = str(int(v))  # librrd takes only integers for COUNTER/DERIVE/ABSOLUTE
             add_mid(mid)
             add_line(m[1] + tcolon + text)
+            if kept is not None:
+                kept.append(u)
         result.skipped_old += skipped
         return mids, lines
 
-    def _write_cached(self, updates: Iterable[Update], result: WriteResult, failed: set[str]) -> None:
+    def _write_cached(self, updates: Iterable[Update], result: WriteResult, failed: dict[str, bool]) -> None:
         """Format, journal and send part by part; nothing is sent that is not journaled first."""
         assert self.client is not None
         items = updates if isinstance(updates, list) else list(updates)
@@ -211,7 +320,8 @@ class ArchiveWriter:
         journal_error: Exception | None = None
         try:
             for i in range(0, len(items), CHUNK):
-                mids, lines = self._format(items[i : i + CHUNK], result, failed)
+                part = items[i : i + CHUNK]
+                mids, lines = self._format(part, result, failed)
                 if not lines:
                     continue
                 if journal_error is None:
@@ -223,13 +333,15 @@ class ArchiveWriter:
                     except (OSError, JournalError, RRDCachedError) as exc:
                         journal_error = exc
                 if journal_error is not None:
-                    # not sent: forget the cached last-times so that a retry is not skipped as old
-                    for mid in mids:
+                    # not sent: held, and the cached last-times forgotten so the retry is not "old"
+                    unsent = set(mids)
+                    for mid in unsent:
                         self._meta.pop(mid, None)
-                    msg = f"not written, journal failed: {journal_error}"
-                    result.errors.extend((mid, msg) for mid in dict.fromkeys(mids))
+                    self._hold((u for u in part if u.metric_id in unsent), result)
                     continue
-                self._dirty.update(mids)
+                pending = self._pending
+                for mid in mids:
+                    pending[self.names.name(mid)] = self._meta[mid][0]
                 self._in_flight += len(lines)
                 sent += mids
                 stream.send(data, len(lines))
@@ -238,8 +350,8 @@ class ArchiveWriter:
         finally:
             stream.close()
             self._in_flight = 0
-        if self.journal is not None and self.journal.size > self.journal_limit:
-            self._sync_locked()
+        if journal_error is not None:
+            self._outage("journal", f"cannot write the update journal: {journal_error}")
 
     def _finish(self, stream: BatchStream, mids: list[str], result: WriteResult) -> None:
         try:
@@ -261,12 +373,19 @@ class ArchiveWriter:
                 self._meta.pop(mid, None)
         result.written += len(mids) - failed
 
-    def _first_sight(self, mid: str, first: Update, result: WriteResult) -> list[Any] | None:
-        """The metric's cached record [last update, line prefix, is GAUGE]; None if its file failed."""
+    def _first_sight(
+        self, mid: str, first: Update, result: WriteResult, failed: dict[str, bool]
+    ) -> list[Any] | None:
+        """The metric's cached record [last update, line prefix, is GAUGE]; None if its file failed
+        (``failed[mid]`` then says whether its values are held: the disk cannot be written now)."""
         try:
             last = self._ensure(mid, first, result)
         except (ArchiveError, RRDCachedError, OSError) as exc:
-            result.errors.append((mid, str(exc)))
+            failed[mid] = self._disk_trouble()
+            if failed[mid]:
+                self._outage("create", f"{exc}; values are held until {self.rrd_dir} can be written")
+            else:
+                result.errors.append((mid, str(exc)))
             return None
         record: list[Any] = [last, self._prefix(mid), first.spec.ds_type == "GAUGE"]
         self._meta[mid] = record
@@ -309,7 +428,9 @@ class ArchiveWriter:
         result.created += 1
         return start
 
-    def _update_files(self, mids: list[str], values: list[str], result: WriteResult) -> None:
+    def _update_files(
+        self, mids: list[str], values: list[str], kept: list[Update], result: WriteResult
+    ) -> None:
         grouped: dict[str, list[str]] = defaultdict(list)
         for mid, val in zip(mids, values, strict=True):
             grouped[mid].append(val)
@@ -319,4 +440,8 @@ class ArchiveWriter:
                 result.written += len(vals)
             except rrdtool.OperationalError as exc:
                 self._meta.pop(mid, None)
-                result.errors.append((mid, str(exc)))
+                if self._disk_trouble():
+                    self._outage("update", f"{mid}: {exc}; values are held until it can be written")
+                    self._hold((u for u in kept if u.metric_id == mid), result)
+                else:
+                    result.errors.append((mid, str(exc)))

@@ -150,11 +150,8 @@ class _SQLSource:
         return self.queries.db_seconds
 
 
-class DCacheSlurper(Slurper):
-    type_name = "dcache"
-    Settings = DCacheSettings
-
-    def __init__(self, slurper_id: str, settings: Any, *, interval: float, timeout: float) -> None:
+class DCacheSlurper(Slurper[DCacheSettings]):
+    def __init__(self, slurper_id: str, settings: DCacheSettings, *, interval: float, timeout: float) -> None:
         super().__init__(slurper_id, settings, interval=interval, timeout=timeout)
         self._engine: Any = None
         self._schema: Schema | None = None

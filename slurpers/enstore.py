@@ -218,6 +218,10 @@ def specs() -> list[MetricSpec]:
     out += [
         MetricSpec("movers.unreachable", unit="movers", min=0, graph="movers"),
         MetricSpec("movers.total", unit="movers", min=0, graph="movers"),
+        # default tolerances (docs/slurpers/enstore.md): a mover in ERROR needs a person; a few OFFLINE
+        # ones are routine maintenance
+        MetricSpec("movers.error", unit="movers", min=0, graph="movers", warning="0", critical="2"),
+        MetricSpec("movers.offline", unit="movers", min=0, graph="movers", warning="2", critical="5"),
         MetricSpec("movers.*", unit="movers", min=0, graph="movers"),
         MetricSpec(
             "saag.status",

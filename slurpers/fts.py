@@ -257,9 +257,19 @@ def _ftsmon_specs() -> list[MetricSpec]:
         out.append(
             MetricSpec(f"{prefix}throughput", "GAUGE", "B/s", 0, description=f"throughput of a {what}")
         )
+        # default tolerances for a link (docs/slurpers/fts.md): below 90 % finished warns, below 50 % is
+        # critical; a VO's rate mixes its links, so it is left unjudged unless a rule asks
+        link = prefix.startswith("ftsmon.link")
         out.append(
             MetricSpec(
-                f"{prefix}success_rate", "GAUGE", "%", 0, 100, description="finished/(finished+failed)"
+                f"{prefix}success_rate",
+                "GAUGE",
+                "%",
+                0,
+                100,
+                description="finished/(finished+failed)",
+                warning="90:" if link else None,
+                critical="50:" if link else None,
             )
         )
     return out

@@ -237,10 +237,28 @@ def specs() -> list[MetricSpec]:
     out = [
         MetricSpec("schedd.*.running", unit="jobs", min=0, graph="schedd.<name>", label="running"),
         MetricSpec("schedd.*.idle", unit="jobs", min=0, graph="schedd.<name>", label="idle"),
-        MetricSpec("schedd.*.held", unit="jobs", min=0, graph="schedd.<name>", label="held"),
+        # default tolerances (docs/slurpers/htcondor.md): held jobs wait for a person; a schedd whose
+        # RecentDaemonCoreDutyCycle stays above 0.95 is overloaded (HTCondor manual)
+        MetricSpec(
+            "schedd.*.held",
+            unit="jobs",
+            min=0,
+            graph="schedd.<name>",
+            label="held",
+            warning="100",
+            critical="1000",
+        ),
         MetricSpec("schedd.*.recent_started", unit="jobs", min=0, graph="schedd.<name>.recent"),
         MetricSpec("schedd.*.recent_completed", unit="jobs", min=0, graph="schedd.<name>.recent"),
-        MetricSpec("schedd.*.duty_cycle", unit="ratio", min=0, max=1, graph="schedd.<name>.duty_cycle"),
+        MetricSpec(
+            "schedd.*.duty_cycle",
+            unit="ratio",
+            min=0,
+            max=1,
+            graph="schedd.<name>.duty_cycle",
+            warning="~:0.95",
+            critical="~:0.98",
+        ),
         MetricSpec("slots.partitionable", unit="slots", min=0, graph="slots"),
         MetricSpec("slots.total", unit="slots", min=0, graph="slots"),
         MetricSpec("slots.*", unit="slots", min=0, graph="slots"),

@@ -76,7 +76,9 @@ def specs() -> list[MetricSpec]:
     )
     out += [
         MetricSpec("nodes.total", unit="nodes", min=0, graph="nodes"),
-        MetricSpec("nodes.drained", unit="nodes", min=0, graph="nodes.flag"),
+        # default tolerances (docs/slurpers/slurm.md): any node down warns; drained nodes need a person
+        MetricSpec("nodes.down", unit="nodes", min=0, graph="nodes", warning="0", critical="10"),
+        MetricSpec("nodes.drained", unit="nodes", min=0, graph="nodes.flag", warning="5", critical="20"),
         MetricSpec("nodes.draining", unit="nodes", min=0, graph="nodes.flag"),
         MetricSpec("nodes.flag.*", unit="nodes", min=0, graph="nodes.flag"),
         MetricSpec("nodes.*", unit="nodes", min=0, graph="nodes"),

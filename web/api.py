@@ -90,16 +90,16 @@ def _series(mid: str, fmt: str) -> Response:
     points = s.points()
     points = [(t, v) for t, v in points if t <= max(tr.end, s.start + s.step)]
     times, values = [t for t, _ in points], [v for _, v in points]
-    if fmt == "csv":
+    meta = monitor().meta().get(mid, UNKNOWN_META)
+    unit = rate_unit(meta.unit) if meta.ds_type in RATE_TYPES else normalize(meta.unit)
+    if fmt == "csv":  # the unit on every row, so a spreadsheet or a concatenation of files keeps it
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["time", mid])
-        w.writerows([t, "" if v is None else repr(v)] for t, v in points)
+        w.writerow(["time", mid, "unit"])
+        w.writerows([t, "" if v is None else repr(v), unit] for t, v in points)
         resp = Response(buf.getvalue(), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="{mid.replace("/", "_")}.csv"'
         return resp
-    meta = monitor().meta().get(mid, UNKNOWN_META)
-    unit = rate_unit(meta.unit) if meta.ds_type in RATE_TYPES else normalize(meta.unit)
     return jsonify(
         {
             "id": mid,

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 
 from rrd.graph import GraphError, GraphSpec, Rule, check_zone
 from rrd.names import MetricIdError, check_id
-from web.context import ext, fmt_value, monitor, now
+from web.context import ext, monitor, now
 from web.data import MetricRow, group_of, thresholds
 from web.params import PERIODS, ParamError, TimeRange, choice, input_time, int_param, metric_id, time_range
 
@@ -45,8 +45,8 @@ def input_time_in(t: float, zone: str) -> str:
 
 @bp.app_template_filter("row_value")
 def row_value(row: MetricRow) -> str:
-    """A row's value with its unit."""
-    return fmt_value(row.value) + row.unit
+    """A row's value with its unit and prefix (``69.6 MiB``), as the overview shows it."""
+    return row.display
 
 
 @bp.app_template_global("row_base")
@@ -188,8 +188,7 @@ def metric_image(slurper: str, metric: str, fmt: str) -> Response:
 
 def _base(row: MetricRow) -> int:
     """1024 for a metric whose prefixes are IEC (Munin's ``graph_args --base 1024``), else 1000."""
-    base = getattr(row, "base", 1000)
-    return 1024 if base == 1024 else 1000
+    return 1024 if row.base == 1024 else 1000
 
 
 @bp.get("/img/<slurper>.<any(png, svg):fmt>")

@@ -84,7 +84,7 @@ def _paths() -> dict[str, Any]:
         },
         "/api/metrics/{slurper}/{metric}/series.csv": {
             "get": {
-                "summary": "The series as CSV (time,value; empty value = unknown)",
+                "summary": "The series as CSV (time,value,unit; empty value = unknown)",
                 "parameters": [*_ID, *_RANGE],
                 "responses": {"200": _ok("CSV", {"type": "string"}, "text/csv"), "400": _ERROR},
             }
@@ -147,10 +147,97 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _ok("matches", {"type": "object"}), "400": _ERROR},
             }
         },
+        **_action_paths(ref),
         "/downtimes.ics": {
             "get": {
                 "summary": "Downtimes as an iCalendar feed (30 days back, a year ahead)",
                 "responses": {"200": _ok("iCalendar", {"type": "string"}, "text/calendar")},
+            }
+        },
+    }
+
+
+def _write(summary: str, body: dict[str, Any] | None, ok: dict[str, Any], **errors: str) -> dict[str, Any]:
+    """A POST that needs a login and a JSON body."""
+    op: dict[str, Any] = {"summary": summary, "security": [{"basic": []}]}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    op["responses"] = {
+        **ok,
+        "400": _ERROR,
+        "401": {"description": "no or wrong credentials"},
+        "415": {"description": "the body is not application/json"},
+        **{code: {"description": text} for code, text in errors.items()},
+    }
+    return op
+
+
+def _action_paths(ref: dict[str, Any]) -> dict[str, Any]:
+    """Acknowledging, ending/extending/cancelling downtimes, a metric's history (web/api_actions.py)."""
+    did = [_param("id", "path", "downtime id", {"type": "integer"}, True)]
+
+    def text(name: str, description: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": [name],
+            "properties": {name: {"type": "string", "description": description}},
+        }
+
+    done = {"200": _ok("the downtime with its audit trail", ref)}
+    return {
+        "/api/metrics/{slurper}/{metric}/ack": {
+            "post": {
+                **_write(
+                    "Acknowledge a metric's problem (no re-notification until it is OK again); "
+                    "the author is the logged-in user",
+                    text("comment", "what is being done (required, at most 2000 characters)"),
+                    {"201": _ok("the metric's alarm state, acknowledged", {"type": "object"})},
+                    **{"404": "no such metric", "409": "nothing to acknowledge: OK, or no rule judges it"},
+                ),
+                "parameters": _ID,
+            }
+        },
+        "/api/metrics/{slurper}/{metric}/history": {
+            "get": {
+                "summary": "State changes, notifications sent and acknowledgements of a metric, newest first",
+                "parameters": [*_ID, _param("limit", "query", "at most this many (1-1000, default 50)")],
+                "responses": {
+                    "200": _ok(
+                        "events: time, kind (transition, notification, ack), summary, detail, "
+                        "state, author, downtime_id",
+                        {"type": "array", "items": {"type": "object"}},
+                    ),
+                },
+            }
+        },
+        "/api/downtimes/{id}/end": {
+            "post": {
+                **_write("End a downtime now (body: {})", None, done, **{"404": "no such downtime"}),
+                "parameters": did,
+            }
+        },
+        "/api/downtimes/{id}/extend": {
+            "post": {
+                **_write(
+                    "Move a downtime's end",
+                    text(
+                        "end", "the new end: +2h, 2026-11-22 12:00 (in the downtime's zone) or epoch seconds"
+                    ),
+                    done,
+                    **{"404": "no such downtime", "409": "the downtime is cancelled or over"},
+                ),
+                "parameters": did,
+            }
+        },
+        "/api/downtimes/{id}/cancel": {
+            "post": {
+                **_write(
+                    "Cancel a downtime (kept, with the reason, in its audit trail)",
+                    text("reason", "why it is cancelled"),
+                    done,
+                    **{"404": "no such downtime", "409": "the downtime cannot be cancelled"},
+                ),
+                "parameters": did,
             }
         },
     }

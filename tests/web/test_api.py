@@ -40,7 +40,7 @@ def test_series_csv_both_forms(client: FlaskClient) -> None:
         r = client.get(url)
         lines = r.get_data(as_text=True).splitlines()
         assert r.mimetype == "text/csv"
-        assert lines[0] == "time,df/_dev_sdb1" and lines[-1] == f"{NOW},40.0"
+        assert lines[0] == "time,df/_dev_sdb1,unit" and lines[-1] == f"{NOW},40.0,"
 
 
 @pytest.mark.parametrize(

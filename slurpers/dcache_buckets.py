@@ -197,9 +197,9 @@ def reconcile(state: State, source: Source, plan: Plan) -> None:
     for table in source.tables:
         counts = source.counts(table, (lo * step, hi * step))
         rose = [k for k, n in counts.items() if lo <= k < hi and n > _raw(state, k, table)]
-        for k, n in counts.items():
-            old = _raw(state, k, table)
-            if lo <= k < hi and n < old:
+        for k in [k for k in state.records if lo <= k < hi]:
+            old, n = _raw(state, k, table), counts.get(k, 0)
+            if n < old:
                 log.warning(
                     "dcache: %s lost rows in the bucket ending %d (%d -> %d): deleted or truncated; "
                     "nothing is subtracted",

@@ -23,11 +23,8 @@ class FakeSettings:
     values: dict[str, float] = field(default_factory=dict)
 
 
-class ScriptedSlurper(Slurper):
+class ScriptedSlurper(Slurper[FakeSettings]):
     """A slurper whose behaviour a test scripts: values, an exception, a hang, or a checkpoint."""
-
-    type_name = "scripted"
-    Settings = FakeSettings
 
     def __init__(self, sid: str, behaviour: object, interval: float = 1.0, timeout: float = 1.0) -> None:
         super().__init__(sid, FakeSettings(), interval=interval, timeout=timeout)

@@ -10,71 +10,99 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Sequence
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from dateutil import rrule as dt_rrule
-from dateutil import tz as dt_tz
 from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
+from downtime.checks import KINDS as KINDS
+from downtime.checks import (
+    MAX_AUTHOR,
+    MAX_REASON,
+    MAX_TICKET,
+    check_choice,
+    check_scope,
+    check_text,
+    check_times,
+    zone_key,
+    zone_of,
+)
+from downtime.checks import SEVERITIES as SEVERITIES
+from downtime.checks import DowntimeError as DowntimeError
+from downtime.checks import DowntimeNotFound as DowntimeNotFound
 from downtime.db import session_factory
 from downtime.models import Downtime, DowntimeAudit, DowntimeScope
+from downtime.recurrence import check_rule, expand
+from downtime.timeparse import LATEST
 from downtime.windows import Window
 
-KINDS = ("planned", "unplanned")
-SEVERITIES = ("outage", "at-risk")
+log = logging.getLogger(__name__)
 Which = Literal["active", "upcoming", "past", "all"]
-#: a runaway rule (FREQ=SECONDLY) must not flood a query
-MAX_OCCURRENCES = 5000
+#: a row a reader refused, remembered so that it is logged once per process, not once per round
+_REPORTED: set[tuple[int, str]] = set()
 
 
-class DowntimeError(ValueError):
-    """A downtime request is invalid; the message says which field and why."""
+@dataclass(frozen=True)
+class Checked:
+    """The fields of a new downtime as they are stored."""
+
+    scope: list[str]
+    reason: str
+    ticket: str
+    rrule: str | None
+    tz: str
 
 
-class DowntimeNotFound(LookupError):
-    """No downtime has that id."""
+def check_downtime(
+    scope: Sequence[str], start: float, end: float, reason: str, kind: str = "planned",
+    severity: str = "outage", ticket: str = "", rrule: str | None = None, tz: str = "UTC",
+) -> Checked:  # fmt: skip
+    """Every field of a new downtime (the author aside) as stored; DowntimeError naming the first field
+    that is not valid. The CLI, the forms and the API all file through this."""
+    patterns = check_scope(scope)
+    check_times(start, end)
+    text = check_text("reason", reason, MAX_REASON)
+    check_choice("kind", kind, KINDS)
+    check_choice("severity", severity, SEVERITIES)
+    ticket = check_text("ticket", ticket, MAX_TICKET, required=False, one_line=True)
+    zone_of(tz)
+    key = zone_key(tz)
+    rule = (rrule or "").strip() or None
+    if rule:
+        check_rule(rule, start, key)
+    return Checked(patterns, text, ticket, rule, key)
 
 
-def check_rrule(rule: str, start: float, tz: str) -> dt_rrule.rrule:
-    """Parse an RRULE anchored at ``start`` in ``tz``; DowntimeError if it is not one."""
-    zone = dt_tz.gettz(tz)
-    if zone is None:
-        raise DowntimeError(f"time zone {tz!r} is unknown")
-    text = rule.strip()
-    if text.upper().startswith("RRULE:"):
-        text = text[6:]
-    if not text or "\n" in text or "DTSTART" in text.upper():
-        raise DowntimeError(f"rrule {rule!r:.80} is not an RFC 5545 RRULE (e.g. FREQ=WEEKLY;BYDAY=TU)")
+def problem(dt: Downtime) -> str | None:
+    """Why a stored downtime cannot be used (a row written before these checks, or by hand), or None.
+
+    Readers skip such a row (it covers nothing) instead of crashing or hanging on it."""
     try:
-        parsed = dt_rrule.rrulestr(text, dtstart=datetime.fromtimestamp(start, zone))
-    except (ValueError, TypeError) as exc:
-        raise DowntimeError(f"rrule {rule!r:.80} is not valid: {exc}") from None
-    assert isinstance(parsed, dt_rrule.rrule)
-    return parsed
+        check_times(dt.start, dt.end)
+        zone_of(dt.tz)
+        if dt.rrule:
+            check_rule(dt.rrule, dt.start, zone_key(dt.tz))
+        if dt.rrule_until is not None and not math.isfinite(dt.rrule_until):
+            raise DowntimeError("rrule_until is not a time", "rrule_until")
+    except DowntimeError as exc:
+        return exc.message
+    return None
 
 
-def validate(
-    scope: Sequence[str], start: float, end: float, reason: str, author: str, kind: str, severity: str
-) -> list[str]:
-    patterns = [p.strip() for p in scope if p and p.strip()]
-    if not patterns:
-        raise DowntimeError("scope is empty: give at least one glob over metric ids (e.g. condor/*)")
-    if any(len(p) > 400 or "\n" in p for p in patterns):
-        raise DowntimeError("a scope pattern is longer than 400 characters or spans lines")
-    if not end > start:
-        raise DowntimeError("end must be after start")
-    if not reason or not reason.strip():
-        raise DowntimeError("reason is required")
-    if not author or not author.strip():
-        raise DowntimeError("author is required")
-    if kind not in KINDS:
-        raise DowntimeError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    if severity not in SEVERITIES:
-        raise DowntimeError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    return patterns
+def usable(dt: Downtime) -> bool:
+    """No :func:`problem`; a refused row is logged once per process."""
+    why = problem(dt)
+    if why is None:
+        return True
+    if (dt.id, why) not in _REPORTED:
+        _REPORTED.add((dt.id, why))
+        log.warning("downtime %s is ignored (it covers nothing): %s", dt.id, why)
+    return False
 
 
 class DowntimeStore:
@@ -100,12 +128,12 @@ class DowntimeStore:
         *,
         now: float,
     ) -> Downtime:
-        patterns = validate(scope, start, end, reason, author, kind, severity)
-        if rrule:
-            check_rrule(rrule, start, tz)
+        ok = check_downtime(scope, start, end, reason, kind, severity, ticket, rrule, tz)
+        author = check_text("author", author, MAX_AUTHOR)
+        patterns, rrule = ok.scope, ok.rrule
         dt = Downtime(
-            start=float(start), end=float(end), kind=kind, severity=severity, author=author.strip(),
-            reason=reason.strip(), ticket=(ticket or "").strip(), rrule=rrule or None, tz=tz,
+            start=float(start), end=float(end), kind=kind, severity=severity, author=author,
+            reason=ok.reason, ticket=ok.ticket, rrule=rrule, tz=ok.tz,
             status="active", cancel_reason="", created=now, updated=now,
         )  # fmt: skip
         dt.scopes = [DowntimeScope(pattern=p) for p in patterns]
@@ -142,7 +170,8 @@ class DowntimeStore:
         with self._session.begin() as s:
             dt = self._live(s, downtime_id)
             if not end > dt.start:
-                raise DowntimeError("the new end must be after the downtime's start")
+                raise DowntimeError("the new end must be after the downtime's start", "end")
+            check_times(dt.start, end)
             old, dt.end, dt.updated = dt.end, float(end), now
             s.add(_audit(dt.id, now, author, "extend", {"end": [old, dt.end]}))
         return self.require(downtime_id)
@@ -150,7 +179,7 @@ class DowntimeStore:
     def cancel(self, downtime_id: int, reason: str, author: str, now: float) -> Downtime:
         """Withdraw a downtime (kept, marked cancelled, never matched again)."""
         if not reason or not reason.strip():
-            raise DowntimeError("a reason for cancelling is required")
+            raise DowntimeError("a reason for cancelling is required", "reason")
         with self._session.begin() as s:
             dt = self._live(s, downtime_id)
             dt.status, dt.cancel_reason, dt.updated = "cancelled", reason.strip(), now
@@ -199,7 +228,7 @@ class DowntimeStore:
         out = []
         for dt in rows:
             phase = status_at(dt, now)
-            if phase == which or (which == "past" and phase == "cancelled"):
+            if phase == which or (which == "past" and phase in ("cancelled", "invalid")):
                 out.append(dt)
         return out
 
@@ -219,43 +248,44 @@ class DowntimeStore:
 
 
 def occurrences(dt: Downtime, t0: float, t1: float) -> list[Window]:
-    """The windows of ``dt`` that may overlap ``[t0, t1)`` (recurrences expanded in the downtime's zone)."""
+    """The windows of ``dt`` that may overlap ``[t0, t1)`` (recurrences expanded in the downtime's zone);
+    none for a row with a :func:`problem`."""
+    return list(_windows(dt, t0, t1)) if usable(dt) else []
+
+
+def _windows(dt: Downtime, t0: float, t1: float) -> Iterator[Window]:
     if dt.rrule is None:
-        return [_window(dt, dt.start, dt.end)]
+        yield _window(dt, dt.start, dt.end)
+        return
     length = dt.end - dt.start
-    rule = check_rrule(dt.rrule, dt.start, dt.tz)
-    zone = dt_tz.gettz(dt.tz) or UTC
-    after = datetime.fromtimestamp(max(dt.start, t0 - length), zone)
-    before = datetime.fromtimestamp(t1, zone)
-    out = []
-    for occ in rule.xafter(after, count=MAX_OCCURRENCES, inc=True):
-        if occ > before:
-            break
+    zone = zone_of(dt.tz)
+    rule = check_rule(dt.rrule, dt.start, zone_key(dt.tz))
+    after = datetime.fromtimestamp(min(max(dt.start, t0 - length), LATEST), zone)
+    before = datetime.fromtimestamp(min(max(t1, dt.start), LATEST), zone)
+    for occ in expand(rule, after, before, f"downtime {dt.id}"):
         start = occ.timestamp()
         end = start + length
         if dt.rrule_until is not None:
             if start >= dt.rrule_until:
-                break
+                return
             end = min(end, dt.rrule_until)
-        out.append(_window(dt, start, end))
-    return out
+        yield _window(dt, start, end)
 
 
 def status_at(dt: Downtime, now: float) -> str:
-    """``active``, ``upcoming``, ``past`` or ``cancelled`` at ``now``."""
+    """``active``, ``upcoming``, ``past``, ``cancelled`` or ``invalid`` (a :func:`problem`) at ``now``."""
     if dt.status == "cancelled":
         return "cancelled"
+    if not usable(dt):
+        return "invalid"
     if dt.rrule is None:
         return "active" if dt.start <= now < dt.end else ("upcoming" if now < dt.start else "past")
     length = dt.end - dt.start
-    for w in occurrences(dt, now - length, now + 1):
+    for w in _windows(dt, now - length, now + 1):
         if w.start <= now < w.end:
             return "active"
-    if dt.rrule_until is not None and now >= dt.rrule_until:
-        return "past"
-    zone = dt_tz.gettz(dt.tz) or UTC
-    nxt = check_rrule(dt.rrule, dt.start, dt.tz).after(datetime.fromtimestamp(now, zone))
-    return "upcoming" if nxt is not None else "past"
+    later = next((w for w in _windows(dt, now, LATEST) if w.start > now), None)
+    return "upcoming" if later is not None else "past"
 
 
 def _window(dt: Downtime, start: float, end: float) -> Window:

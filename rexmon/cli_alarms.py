@@ -6,10 +6,9 @@ import fnmatch
 import getpass
 import json
 import os
-import re
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
@@ -106,43 +105,45 @@ def test_notify(ctx: click.Context) -> None:
         sys.exit(EXIT_FAIL)
 
 
-_RELATIVE = re.compile(r"^-?\s*(\d+(?:\.\d+)?)\s*([smhdw])(?:\s*ago)?$")
+def parse_when(text: str, now: float, zone: tzinfo | None = None) -> float:
+    """A time in the one grammar (:mod:`downtime.timeparse`; without an offset in ``zone``, else in $TZ
+    or the system's zone, as ``rexmon downtime``); click.BadParameter quoting the text."""
+    from downtime.timeparse import TimeParseError, parse_time
 
-
-def parse_when(text: str, now: float) -> float:
-    """'now', epoch seconds, '-2h' / '2h ago', or an ISO date (UTC unless it names a zone)."""
-    from dateutil import parser as dateparser
-
-    from slurpers.api import parse_duration
-
-    raw = text.strip().lower()
-    if raw == "now":
-        return now
-    if re.fullmatch(r"\d{9,11}(\.\d+)?", raw):
-        return float(raw)
-    m = _RELATIVE.match(raw)
-    if m:
-        return now - parse_duration(m.group(1) + m.group(2))
     try:
-        dt = dateparser.isoparse(text.strip())
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a time (now, -2h, 2h ago, epoch seconds, ISO 8601)"
-        ) from None
-    return float((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
+        return parse_time(text, now, zone)
+    except TimeParseError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _option_time(option: str, text: str, now: float, zone: tzinfo) -> float:
+    try:
+        return parse_when(text, now, zone)
+    except click.BadParameter as exc:
+        fail(f"{option}: {exc.message}", EXIT_USAGE)
 
 
 @alarms.command()
-@click.option("--from", "t_from", required=True, help="Start: now, -2h, 2h ago, epoch, ISO 8601 (UTC).")
-@click.option("--to", "t_to", default="now", show_default=True, help="End, same forms.")
+@click.option("--start", "--from", "t_from", required=True, help="now, -2h, 2h ago, epoch, ISO 8601 ($TZ).")
+@click.option("--end", "--to", "t_to", default="now", show_default=True, help="The end, same forms.")
 @click.option("--match", "pattern", default="*", show_default=True, help="Glob over metric ids.")
 @click.pass_context
 def replay(ctx: click.Context, t_from: str, t_to: str, pattern: str) -> None:
-    """Replay the rules over archived values and print what would have fired (downtimes honoured)."""
+    """Replay the rules over archived values and print what would have fired (downtimes honoured).
+
+    --from and --to are the older names of --start and --end."""
+    from downtime.timeparse import TimeParseError, local_zone
+
     now = time.time()
-    start, end = parse_when(t_from, now), parse_when(t_to, now)
+    try:
+        zone = local_zone()
+    except TimeParseError as exc:
+        fail(str(exc), EXIT_USAGE)
+    start, end = (
+        _option_time(option, text, now, zone) for option, text in (("--start", t_from), ("--end", t_to))
+    )
     if start >= end:
-        fail(f"--from ({_when(start)}) must be before --to ({_when(end)})", EXIT_USAGE)
+        fail(f"--start ({_when(start)}) must be before --end ({_when(end)})", EXIT_USAGE)
     cfg = load_config(ctx)
     try:
         lines = replay_archive(cfg, _db(cfg), start, end, lambda m: fnmatch.fnmatchcase(m, pattern))

@@ -8,18 +8,19 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import tzinfo
 from typing import Any
 
 import click
 
+from downtime.checks import site_zone
 from downtime.db import DatabaseError, make_engine, upgrade
 from downtime.ical import to_ical
 from downtime.models import Downtime
-from downtime.store import DowntimeError, DowntimeNotFound, DowntimeStore, status_at
-from downtime.timeparse import TimeParseError, format_local, local_zone, parse_time, zone_name
+from downtime.store import DowntimeError, DowntimeNotFound, DowntimeStore, problem, status_at
+from downtime.timeparse import TimeParseError, format_local, local_zone, parse_duration, parse_time, zone_name
 from rexmon.cli import EXIT_USAGE, fail, load_config
 from rrd.archive import Archive
-from slurpers.api import parse_duration
 
 MAX_DRY_RUN = 50
 
@@ -34,9 +35,17 @@ def _store(ctx: click.Context) -> DowntimeStore:
     return DowntimeStore(engine)
 
 
-def _when(option: str, text: str, now: float) -> float:
+def _zone() -> tzinfo:
+    """The zone times are read and shown in ($TZ, else the system's); a bad $TZ is a usage error."""
     try:
-        return parse_time(text, now)
+        return local_zone()
+    except TimeParseError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _when(option: str, text: str, now: float, zone: tzinfo) -> float:
+    try:
+        return parse_time(text, now, zone)
     except TimeParseError as exc:
         fail(f"{option}: {exc}", EXIT_USAGE)
 
@@ -65,8 +74,8 @@ def add(ctx: click.Context, scopes: Sequence[str], start: str, end: str | None, 
         dry_run: bool, yes: bool) -> None:  # fmt: skip
     """File a downtime."""
     now = time.time()
-    zone = local_zone()
-    t0 = _when("--start", start, now)
+    zone = _zone()
+    t0 = _when("--start", start, now, zone)
     if (end is None) == (duration is None):
         fail("give exactly one of --end and --duration", EXIT_USAGE)
     if duration is not None:
@@ -75,7 +84,7 @@ def add(ctx: click.Context, scopes: Sequence[str], start: str, end: str | None, 
         except ValueError as exc:
             fail(f"--duration: {exc}", EXIT_USAGE)
     else:
-        t1 = _when("--end", end or "", t0)
+        t1 = _when("--end", end or "", t0, zone)
     cfg = load_config(ctx)
     ids = Archive(cfg.rrd_dir, cfg.archive.step).metric_ids()
     matched = [m for m in ids if any(fnmatch.fnmatchcase(m, p) for p in scopes)]
@@ -92,24 +101,11 @@ def add(ctx: click.Context, scopes: Sequence[str], start: str, end: str | None, 
     store = _store(ctx)
     try:
         dt = store.add(list(scopes), t0, t1, reason, author or getpass.getuser(), kind, severity, ticket,
-                       rrule, _zone_key(), now=now)  # fmt: skip
+                       rrule, site_zone(), now=now)  # fmt: skip
     except DowntimeError as exc:
         fail(str(exc), EXIT_USAGE)
     click.echo(f"downtime {dt.id} filed: {format_local(dt.start, zone)} -> {format_local(dt.end, zone)}, "
                f"{len(matched)} metric(s) matched now")  # fmt: skip
-
-
-def _zone_key() -> str:
-    """The zone recurrences are kept in: $TZ, else the system's zone name, else UTC."""
-    import os
-
-    if os.environ.get("TZ"):
-        return os.environ["TZ"]
-    try:
-        with open("/etc/timezone", encoding="utf-8") as fh:
-            return fh.read().strip() or "UTC"
-    except OSError:
-        return "UTC"
 
 
 def _matches_everything(scopes: Sequence[str]) -> bool:
@@ -127,11 +123,11 @@ def _matches_everything(scopes: Sequence[str]) -> bool:
 def list_(ctx: click.Context, which: str, as_json: bool) -> None:
     """List downtimes."""
     now = time.time()
+    zone = _zone()
     rows = _store(ctx).list(which, now)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps([as_dict(d, now) for d in rows], indent=1))
         return
-    zone = local_zone()
     click.echo(f"times in {zone_name(zone, now)}")
     for d in rows:
         span = f"{format_local(d.start, zone)} -> {format_local(d.end, zone)}"
@@ -145,6 +141,7 @@ def list_(ctx: click.Context, which: str, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, downtime_id: int, as_json: bool) -> None:
     """One downtime with its audit trail."""
+    zone = _zone()
     store = _store(ctx)
     now = time.time()
     try:
@@ -156,7 +153,6 @@ def show(ctx: click.Context, downtime_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**as_dict(d, now), "audit": audit}, indent=1))
         return
-    zone = local_zone()
     for key, value in as_dict(d, now).items():
         if key in ("start", "end", "created", "updated") and isinstance(value, float):
             value = format_local(value, zone)
@@ -183,9 +179,10 @@ def _change(ctx: click.Context, action: str, downtime_id: int, **kw: Any) -> Dow
 @click.pass_context
 def end_(ctx: click.Context, downtime_id: int, author: str | None) -> None:
     """End a downtime now."""
+    zone = _zone()
     d = _change(ctx, "end", downtime_id, now=time.time(), author=author or getpass.getuser())
     until = d.end if not d.rrule else (d.rrule_until or d.end)
-    click.echo(f"downtime {d.id} ended at {format_local(until, local_zone())}")
+    click.echo(f"downtime {d.id} ended at {format_local(until, zone)}")
 
 
 @downtime.command("extend")
@@ -196,9 +193,10 @@ def end_(ctx: click.Context, downtime_id: int, author: str | None) -> None:
 def extend(ctx: click.Context, downtime_id: int, new_end: str, author: str | None) -> None:
     """Move the end of a downtime."""
     now = time.time()
-    t1 = _when("--end", new_end, now)
+    zone = _zone()
+    t1 = _when("--end", new_end, now, zone)
     d = _change(ctx, "extend", downtime_id, end=t1, author=author or getpass.getuser(), now=now)
-    click.echo(f"downtime {d.id} now ends {format_local(d.end, local_zone())}")
+    click.echo(f"downtime {d.id} now ends {format_local(d.end, zone)}")
 
 
 @downtime.command("cancel")
@@ -226,5 +224,5 @@ def as_dict(d: Downtime, now: float) -> dict[str, Any]:
         "id": d.id, "status": status_at(d, now), "scope": list(d.scope), "start": d.start, "end": d.end,
         "kind": d.kind, "severity": d.severity, "author": d.author, "reason": d.reason, "ticket": d.ticket,
         "rrule": d.rrule, "tz": d.tz, "cancel_reason": d.cancel_reason, "created": d.created,
-        "updated": d.updated,
+        "updated": d.updated, "problem": problem(d),
     }  # fmt: skip

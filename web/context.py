@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from dateutil.tz import gettz
 from flask import current_app, jsonify, render_template, request
+
+from downtime.timeparse import format_local
 
 if TYPE_CHECKING:
     from web.data import Monitor
@@ -37,7 +39,7 @@ def now() -> float:
 def fmt_time(t: float | None) -> str:
     if t is None:
         return "never"
-    return datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return format_local(float(t), UTC)
 
 
 def fmt_time_in(t: float | None, zone: str) -> str:
@@ -45,7 +47,7 @@ def fmt_time_in(t: float | None, zone: str) -> str:
     tz = gettz(zone)
     if t is None or tz is None:
         return fmt_time(t)
-    return datetime.fromtimestamp(float(t), tz).strftime("%Y-%m-%d %H:%M %Z")
+    return format_local(float(t), tz)
 
 
 def fmt_value(v: float | None) -> str:

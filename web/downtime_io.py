@@ -4,61 +4,45 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
-import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from dateutil import tz as dt_tz
-
+from downtime import checks
+from downtime.checks import KINDS, SEVERITIES, DowntimeError
 from downtime.models import Downtime, DowntimeAudit
-from downtime.store import KINDS, SEVERITIES, DowntimeError, check_rrule, status_at
+from downtime.store import check_downtime, status_at
 from downtime.timeparse import TimeParseError, parse_time
-from web.params import ParamError, check_time
+from web.params import ParamError
 
 __all__ = ["KINDS", "SEVERITIES", "DowntimeInput", "downtime_dict", "parse_downtime", "scope_preview"]
-_PATTERN = re.compile(r"^[A-Za-z0-9._*?\[\]!-]+(/[A-Za-z0-9._*?\[\]!-]+)?$")
-#: an IANA zone name (Europe/Zurich) or a POSIX TZ string (EST5EDT), never a path: gettz opens files
-_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+,.-]*(/[A-Za-z0-9_+,.-]+)*$")
-_INTERVAL = re.compile(r"(?:^|[;:])INTERVAL=([^;]*)", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_ZONE, MAX_PATTERN = 64, 400  # the longest zone name and scope pattern the database keeps
 MAX_PREVIEW = 200
+T = TypeVar("T")
+
+
+def field_error(exc: DowntimeError) -> ParamError:
+    """The store's refusal as a ParamError naming the field it is about."""
+    return ParamError(exc.field, exc.message)
+
+
+def checked(call: Callable[[], T]) -> T:
+    """``call()``, its DowntimeError turned into the ParamError of the field at fault (a 400)."""
+    try:
+        return call()
+    except DowntimeError as exc:
+        raise field_error(exc) from None
 
 
 def form_zone() -> str:
-    """The zone form times without an offset are read in, as the CLI: $TZ, else the system's, else UTC;
-    named as the form takes it back (TZ=/usr/share/zoneinfo/Europe/Zurich is Europe/Zurich)."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if not name:
-        try:
-            name = Path("/etc/timezone").read_text(encoding="utf-8").strip()
-        except OSError:
-            name = ""
-    for root in zoneinfo.TZPATH:
-        name = name.removeprefix(f"{root.rstrip('/')}/")
-    try:
-        zone_of(name)
-    except ParamError:
-        return "UTC"
-    return name
+    """The zone form times without an offset are read in, as the CLI: $TZ, else the system's, else UTC."""
+    return checks.site_zone()
 
 
 def zone_of(name: str) -> tzinfo:
     """The zone a user names; never a path, which gettz would open and read."""
-    zone: tzinfo | None = None
-    if len(name) <= MAX_ZONE and _ZONE.match(name) and ".." not in name:
-        try:
-            zone = dt_tz.gettz(name)
-        except (ValueError, OSError):  # a file in the zoneinfo folder that holds no zone
-            zone = None
-    if zone is None:
-        raise ParamError("tz", f"{name[:60]!r} is not a time zone (use an IANA name like Europe/Zurich)")
-    return zone
+    return checked(lambda: checks.zone_of(name))
 
 
 @dataclass(frozen=True)
@@ -90,35 +74,27 @@ class DowntimeInput:
 
 
 def split_scope(text: str) -> tuple[str, ...]:
-    """Glob patterns over metric ids, separated by commas, spaces or new lines."""
-    parts = tuple(p for p in re.split(r"[\s,]+", text.strip()) if p)
-    for p in parts:
-        if not _PATTERN.match(p) or ".." in p:
-            raise ParamError("scope", f"{p[:60]!r} is not a glob over metric ids (e.g. condor/* or */load)")
+    """Glob patterns over metric ids, separated by commas, spaces or new lines (``a`` is ``a/*``)."""
+    parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
     if not parts:
         raise ParamError("scope", "name at least one glob over metric ids")
-    scope = tuple(p if "/" in p else f"{p}/*" for p in parts)
-    for p in scope:
-        if len(p) > MAX_PATTERN:
-            raise ParamError("scope", f"{p[:60]!r}... is longer than {MAX_PATTERN} characters")
-    return scope
+    return tuple(checked(lambda: checks.check_scope([p if "/" in p else f"{p}/*" for p in parts])))
 
 
 def when(name: str, text: str, now: float, zone: tzinfo | None = None) -> float:
-    """A time as the CLI reads it (now, +2h, ISO 8601, epoch); a time without offset is in ``zone``."""
+    """A time in the one grammar (now, +2h, ISO 8601, epoch); a time without offset is in ``zone``."""
     text = text.strip()
     if not text:
         return float(now)
     try:
-        return check_time(name, float(parse_time(text[:100], now, zone or dt_tz.UTC)))
+        return parse_time(text, now, zone or checks.zone_of("UTC"))
     except TimeParseError as exc:
         raise ParamError(name, str(exc)) from None
-    except OverflowError:  # e.g. 9999-12-31T23:59 west of UTC is in the year 10000
-        raise ParamError(name, f"{text[:40]!r} is out of range") from None
 
 
 def parse_downtime(fields: Mapping[str, str], now: float) -> DowntimeInput:
-    """Check every field of a new downtime; the first bad one raises :class:`ParamError`."""
+    """Read every field of a new downtime and check it with the store's checks; the first bad one
+    raises :class:`ParamError` naming it."""
     scope = split_scope(fields.get("scope", ""))
     tz = fields.get("tz", "").strip() or form_zone()
     zone = zone_of(tz)
@@ -126,41 +102,18 @@ def parse_downtime(fields: Mapping[str, str], now: float) -> DowntimeInput:
     if not fields.get("end", "").strip():
         raise ParamError("end", "required (a time, or a duration like +2h)")
     end = when("end", fields["end"], start, zone)  # +2h: two hours after the start
-    if end <= start:
-        raise ParamError("end", "must be after start")
     reason = fields.get("reason", "").strip()
     if not reason:
         raise ParamError("reason", "required: say why, for the people who read the alarms")
     kind = fields.get("kind") or "planned"
-    if kind not in KINDS:
-        raise ParamError("kind", f"must be one of {', '.join(KINDS)}")
     severity = fields.get("severity") or "outage"
-    if severity not in SEVERITIES:
-        raise ParamError("severity", f"must be one of {', '.join(SEVERITIES)}")
-    ticket = fields.get("ticket", "").strip()[:200]
-    if _CONTROL.search(ticket):  # calendars take the ticket as the event's URL: one line, printable
-        raise ParamError("ticket", "must be one line of printable text (an id or a URL)")
-    rrule = fields.get("rrule", "").strip()[:500]
-    if rrule:
-        check_repeats(rrule, start, tz)
-    return DowntimeInput(scope, start, end, reason[:1000], kind, severity, ticket, rrule, tz)
-
-
-def check_repeats(rule: str, start: float, tz: str) -> None:
-    """The store's check of an RRULE, and that the rule occurs at all: the search for the next occurrence
-    of one that never does (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30) runs to the year 9999, seconds on every
-    page that shows the downtime."""
-    # dateutil takes INTERVAL=0 and then never moves past the start: the search for an occurrence hangs
-    if any(not re.fullmatch(r"0*[1-9][0-9]*", v) for v in _INTERVAL.findall(rule)):
-        raise ParamError("rrule", "INTERVAL must be a whole number of at least 1")
-    try:
-        first = next(iter(check_rrule(rule, start, tz)), None)
-    except DowntimeError as exc:
-        raise ParamError("rrule", str(exc)) from None
-    except (ValueError, TypeError, IndexError):  # dateutil checks some parts only when it iterates
-        raise ParamError("rrule", f"{rule[:80]!r} is not valid (a part is out of range)") from None
-    if first is None:
-        raise ParamError("rrule", f"{rule[:80]!r} has no occurrence (no day matches every BY... part)")
+    ok = checked(
+        lambda: check_downtime(scope, start, end, reason, kind, severity, fields.get("ticket", ""),
+                               fields.get("rrule", ""), tz)
+    )  # fmt: skip
+    return DowntimeInput(
+        tuple(ok.scope), start, end, ok.reason, kind, severity, ok.ticket, ok.rrule or "", ok.tz
+    )
 
 
 def scope_preview(text: str, metric_ids: Sequence[str]) -> dict[str, Any]:

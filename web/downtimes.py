@@ -17,6 +17,7 @@ from web.downtime_io import (
     SEVERITIES,
     DowntimeInput,
     downtime_dict,
+    field_error,
     form_zone,
     parse_downtime,
     scope_preview,
@@ -28,7 +29,6 @@ from web.params import ParamError, choice
 bp = Blueprint("downtimes", __name__)
 WHICH = ("active", "upcoming", "past", "all")
 FORM_FIELDS = ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule", "tz")
-STORE_FIELDS = ("scope", "start", "end", "reason", "kind", "severity", "ticket", "rrule", "tz")
 #: a downtime id in a URL; a number past SQLite's 64-bit integers is no downtime's (404), not a crash
 DOWNTIME_ID = f"<int(max={2**63 - 1}):downtime_id>"
 
@@ -38,10 +38,8 @@ def store() -> DowntimeStore:
 
 
 def store_error(exc: DowntimeError) -> ParamError:
-    """The store's refusal as a ParamError naming the field its message starts with."""
-    text = str(exc)
-    first = text.split(" ", 1)[0]
-    return ParamError(first if first in STORE_FIELDS else "downtime", text)
+    """The store's refusal as a ParamError naming the field it is about."""
+    return field_error(exc)
 
 
 @bp.get("/downtimes")

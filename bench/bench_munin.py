@@ -10,6 +10,12 @@ Both run every plugin twice per round (``config``, then the values); ``rexmon ru
 slurper is timed too, to show what starting the process costs. Wall time per round and CPU per
 round (rexmon and its plugins; munin-update and munin-node with their plugins) are the medians of
 several rounds after a first round that creates the files. Rounds alternate between the two.
+
+A second part measures one plugin with 10,000 fields (a storage server's ``diskstats``, a switch): the
+plugin prints a fixed config and fixed values. rexmon's CPU for one run of its munin slurper (both
+plugin runs, parsing, and turning 10,000 readings into archive updates, in this process; target: under
+1 s) against munin-node printing the same plugin to a client speaking the munin protocol (``config``
+then ``fetch``, munin-node's CPU with the plugin), alternating, in the same run.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import print_table, scratch, summary
+from rexmon.config import build_slurper, load
+from rexmon.runner import Runner
 from slurpers.api import PayloadError
 from slurpers.munin import parse_config, parse_values
 from tests.fixtures.rrdcached import free_port
@@ -114,7 +122,7 @@ def rexmon_round(config: Path) -> tuple[Round, int]:
 class MuninNode:
     """Debian's munin-node on loopback, its config, plugin dir and plugin state all in ``home``."""
 
-    def __init__(self, home: Path, plugins: list[str]) -> None:
+    def __init__(self, home: Path, plugins: list[str], extra: dict[str, Path] | None = None) -> None:
         self.home = home
         self.port = free_port()
         (home / "plugins").mkdir(parents=True)
@@ -122,6 +130,8 @@ class MuninNode:
         (home / "state").mkdir()
         for p in plugins:
             (home / "plugins" / p).symlink_to(PLUGIN_DIR / p)
+        for name, path in (extra or {}).items():
+            (home / "plugins" / name).symlink_to(path)
         # plugins run as root, like the rexmon side (the Debian default is nobody)
         (home / "plugin-conf.d" / "bench").write_text("[*]\nuser root\ngroup root\n")
         (home / "munin-node.conf").write_text(
@@ -214,6 +224,130 @@ def munin_round(config: Path, node: MuninNode) -> tuple[Round, int]:
     return Round(wall, cpu), errors
 
 
+# -- one plugin with many fields --------------------------------------------------------------------------
+WIDE_FIELDS = 10_000
+
+
+def wide_plugin(tmp: Path, fields: int = WIDE_FIELDS) -> Path:
+    """A plugin with ``fields`` fields, printing a fixed config and values (its own cost: one ``cat``)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = ["graph_title Disk operations", "graph_vlabel ops/s", "graph_args --base 1000"]
+    values = []
+    for i in range(fields):
+        config += [f"sd{i}_rd.label sd{i} reads", f"sd{i}_rd.type DERIVE", f"sd{i}_rd.min 0"]
+        values.append(f"sd{i}_rd.value {1000 + i}")
+    (tmp / "wide.config").write_text("\n".join(config) + "\n")
+    (tmp / "wide.values").write_text("\n".join(values) + "\n")
+    path = tmp / "wide"
+    cat = f"exec cat {tmp / 'wide.config'}"
+    path.write_text(f'#!/bin/sh\nif [ "$1" = config ]; then {cat}; fi\nexec cat {tmp / "wide.values"}\n')
+    path.chmod(0o755)
+    return path
+
+
+def rexmon_wide(tmp: Path, plugin: Path) -> tuple[Runner, Any]:
+    """A runner with one munin slurper for the wide plugin (a dry run: nothing archived)."""
+    etc = tmp / "etc"
+    etc.mkdir(parents=True)
+    (etc / "rexmon.toml").write_text(
+        f'[archive]\nrrd_dir = "{tmp / "rrd"}"\nstep = 300\n[database]\nurl = "sqlite:///{tmp / "db"}"\n'
+        f'[scheduler]\nstate_dir = "{tmp / "state"}"\n'
+        f'[[slurper]]\nid = "wide"\ntype = "munin"\ninterval = 300\ntimeout = 120\nplugin = "{plugin}"\n'
+        f'plugstate = "{tmp / "plugstate"}"\n'
+    )
+    cfg = load(etc / "rexmon.toml")
+    slurper = build_slurper(cfg.slurpers[0], cfg.registry)
+    return Runner(cfg, [slurper], dry_run=True), slurper
+
+
+def rexmon_wide_round(runner: Runner, slurper: Any) -> tuple[Round, float, int]:
+    """One run: (wall and rexmon's own CPU, the plugin's CPU, readings turned into updates)."""
+    cpu, kids, start = time.process_time(), _children_cpu(), time.perf_counter()
+    result = runner.run(slurper)
+    wall = time.perf_counter() - start
+    if result.error:
+        raise RuntimeError(f"rexmon: {result.error}")
+    return Round(wall, time.process_time() - cpu), _children_cpu() - kids, len(result.updates)
+
+
+def munin_node_wide_round(node: MuninNode, name: str) -> tuple[Round, int]:
+    """``config`` and ``fetch`` of one plugin from munin-node: (wall, munin-node's CPU with the plugin;
+    values received)."""
+    import socket
+
+    before = node.cpu_s()
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", node.port), 30) as sock, sock.makefile("rb") as fh:
+        fh.readline()  # the banner
+        got = {}
+        for command in ("config", "fetch"):
+            sock.sendall(f"{command} {name}\n".encode())
+            lines = []
+            while (line := fh.readline()) not in (b".\n", b""):
+                lines.append(line)
+            got[command] = lines
+        sock.sendall(b"quit\n")
+    wall = time.perf_counter() - start
+    time.sleep(0.2)  # munin-node reaps its connection fork on SIGCHLD
+    values = sum(1 for line in got["fetch"] if b".value " in line)
+    return Round(wall, node.cpu_s() - before), values
+
+
+def run_wide(tmp: Path, rounds: int) -> dict[str, Any]:
+    """rexmon and munin-node, alternating, on one plugin with WIDE_FIELDS fields."""
+    plugin = wide_plugin(tmp / "wideplugin")
+    runner, slurper = rexmon_wide(tmp / "widerexmon", plugin)
+    node = MuninNode(tmp / "widenode", [], {"wide": plugin})
+    try:
+        first, _, _ = rexmon_wide_round(runner, slurper)  # the first run also builds the specs
+        munin_node_wide_round(node, "wide")
+        rex: list[Round] = []
+        plug: list[float] = []
+        mun: list[Round] = []
+        for _ in range(rounds):
+            r, p, n = rexmon_wide_round(runner, slurper)
+            rex.append(r)
+            plug.append(p)
+            m, got = munin_node_wide_round(node, "wide")
+            mun.append(m)
+            if n != WIDE_FIELDS or got != WIDE_FIELDS:
+                raise RuntimeError(
+                    f"expected {WIDE_FIELDS} values, rexmon made {n}, munin-node printed {got}"
+                )
+    finally:
+        node.stop()
+    return {
+        "fields": WIDE_FIELDS,
+        "rounds": rounds,
+        "rexmon_first_run_cpu_s": first.cpu_s,
+        "rexmon_cpu_s": summary([r.cpu_s for r in rex]),
+        "rexmon_wall_s": summary([r.wall_s for r in rex]),
+        "plugin_cpu_s": summary(plug),
+        "munin_node_cpu_s": summary([m.cpu_s for m in mun]),
+        "munin_node_wall_s": summary([m.wall_s for m in mun]),
+    }
+
+
+def print_wide(w: dict[str, Any]) -> None:
+    rc, rw, mc, mw = w["rexmon_cpu_s"], w["rexmon_wall_s"], w["munin_node_cpu_s"], w["munin_node_wall_s"]
+    print_table(
+        f"One Munin plugin with {w['fields']:,} fields, {w['rounds']} rounds (median [min-max])",
+        [
+            (
+                "rexmon CPU, one run (config + fetch + parse + updates)",
+                rc["median"],
+                _span(rc, "CPU-s (target: < 1)"),
+            ),
+            ("rexmon CPU, its first run (specs built)", w["rexmon_first_run_cpu_s"], "CPU-s (target: < 1)"),
+            ("rexmon wall, one run", rw["median"], _span(rw, "s")),
+            ("the plugin's own CPU (cat) under rexmon", w["plugin_cpu_s"]["median"], "CPU-s"),
+            ("munin-node CPU printing it (peer)", mc["median"], _span(mc, "CPU-s")),
+            ("munin-node wall, config + fetch (peer)", mw["median"], _span(mw, "s")),
+            ("rexmon CPU / munin-node CPU", rc["median"] / mc["median"], "x"),
+        ],
+    )
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -257,6 +391,7 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
         finally:
             node.stop()
         rex_files, mun_files = _count_rrd(tmp / "rexmon" / "rrd"), _count_rrd(tmp / "munin" / "db")
+        wide = run_wide(tmp, rounds)
     rw, rc = summary([r.wall_s for r in rex]), summary([r.cpu_s for r in rex])
     mw, mc = summary([r.wall_s for r in mun]), summary([r.cpu_s for r in mun])
     ew, ec = summary([r.wall_s for r in empty]), summary([r.cpu_s for r in empty])
@@ -277,6 +412,7 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
         "ratio_munin_over_rexmon_cpu": mc["median"] / rc["median"],
         "rrd_files": {"rexmon": rex_files, "munin": mun_files},
         "errors_in_timed_rounds": {"rexmon": rex_err, "munin": mun_err},
+        "wide_plugin": wide,
     }
     n = len(plugins) * hosts
     print_table(
@@ -298,6 +434,7 @@ def run(quick: bool = False, hosts: int = 2, rounds: int = 5) -> dict[str, Any]:
             ("errors in timed rounds rexmon / munin", f"{rex_err} / {mun_err}", ""),
         ],
     )
+    print_wide(wide)
     return out
 
 
@@ -311,8 +448,15 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--wide-only", action="store_true", help="only the plugin with 10,000 fields")
     args = ap.parse_args()
-    out = run(quick=args.quick, hosts=args.hosts, rounds=args.rounds)
+    if args.wide_only:
+        with scratch("rexmon-bench-munin-") as tmp:
+            os.chmod(tmp, 0o755)
+            out = run_wide(tmp, 3 if args.quick else args.rounds)
+        print_wide(out)
+    else:
+        out = run(quick=args.quick, hosts=args.hosts, rounds=args.rounds)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 

@@ -174,7 +174,9 @@ def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
         f"times in {spec.zone}",
     ]
     if spec.unit:
-        args += ["--vertical-label", escape_text(spec.unit, 40).replace("\\:", ":")]
+        # rrdtool writes its prefixes as k, M, G whatever the base: say when they are powers of 1024
+        label = spec.unit if spec.base == 1000 else f"{spec.unit} (k = 1024)"
+        args += ["--vertical-label", escape_text(label, 40).replace("\\:", ":")]
     if spec.full_size:
         args.append("--full-size-mode")
     if spec.rules:  # autoscaling ignores HRULEs: widen the y axis so every threshold line shows

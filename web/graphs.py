@@ -203,13 +203,19 @@ def group_image(slurper: str, fmt: str) -> Response:
     rows = [r for r in rows if r.unit == unit][:MAX_LINES]
     if not rows:
         abort(404, f"no metrics in group {group!r} of slurper {slurper}")
-    rules: list[Rule] = []
-    for r in rows:  # each line names its series: with several series a bare "warning ~:10" says nothing
-        named = len(rows) > 1
-        for rule in thresholds(r.warning, r.critical):
-            rules.append(Rule(rule.value, f"{r.name} {rule.label}" if named else rule.label, rule.level))
     title = f"{slurper} {group}".strip()
-    return _image([r.metric_id for r in rows], fmt, title, rules, unit or "", _base(rows[0]))
+    return _image([r.metric_id for r in rows], fmt, title, series_rules(rows), unit or "", _base(rows[0]))
+
+
+def series_rules(rows: Sequence[MetricRow]) -> list[Rule]:
+    """The threshold lines of a graph's series; with several series each line names its own, since a
+    bare "warning ~:10" would not say whose it is."""
+    named = len(rows) > 1
+    return [
+        Rule(rule.value, f"{r.name} {rule.label}" if named else rule.label, rule.level)
+        for r in rows
+        for rule in thresholds(r.warning, r.critical)
+    ]
 
 
 def _image(

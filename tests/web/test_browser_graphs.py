@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from sqlalchemy import insert
 
 from downtime.db import upgrade
 from rexmon.config import load
@@ -31,12 +32,88 @@ def _big(i: int) -> float:
     return 7.3e7 + (i % 90) * 2.5e5
 
 
+#: memory in bytes with IEC prefixes (Munin's ``graph_args --base 1024``): 7.3e7 B is 69.6 MiB
+MEM = "mem/used"
+#: a second series of BIG's graph key with a unit: drawn in a graph of its own (one unit per axis)
+TX = "net/eth0.tx"
+#: the catalogue rows a collector records for them (unit, base, graph key)
+META = {MEM: ("B", 1024, "used"), TX: ("B/s", 1000, "eth0"), BIG: ("", 1000, "eth0")}
+
+
+def record_meta(site: Site, meta: dict[str, tuple[str, int, str]]) -> None:
+    """Write the metric catalogue as the collector does (the web only reads it)."""
+    from alarms.catalogue import MetricMetaRow
+    from downtime.db import make_engine
+
+    engine = make_engine(site.config.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(MetricMetaRow),
+            [
+                {
+                    "metric_id": m,
+                    "unit": u,
+                    "base": b,
+                    "label": m,
+                    "graph": g,
+                    "ds_type": "GAUGE",
+                    "updated": NOW,
+                }
+                for m, (u, b, g) in meta.items()
+            ],
+        )
+    engine.dispose()
+
+
 @pytest.fixture
 def browser_site(make_site: Callable[..., Site], live_server: Callable[[Any], Any]) -> tuple[Site, str]:
     site = make_site()
     start = NOW - 2 * 86400
-    site.archive.write([Update(BIG, start + i * 60, _big(i), SPEC) for i in range(1, 2 * 1440 + 1)])
+    site.archive.write(
+        [Update(m, start + i * 60, _big(i), SPEC) for i in range(1, 2 * 1440 + 1) for m in (BIG, MEM, TX)]
+    )
+    record_meta(site, META)
     return site, live_server(site.app).url
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_units_on_the_page_the_axes_and_the_legend(
+    chromium: Any, browser_site: tuple[Site, str], width: int
+) -> None:
+    site, url = browser_site
+    context, page = _page(chromium, width)
+    try:
+        page.goto(url + f"/graph/{MEM}?period=day")
+        _chart_ready(page)
+        last = page.locator(".last-value").inner_text()
+        assert last.endswith(" MiB") and 69 <= float(last.split()[0]) <= 92, last  # 7.3e7 B .. 9.5e7 B
+        ticks = json.loads(page.locator("#chart").get_attribute("data-y-ticks"))
+        assert ticks and all(t.endswith(" MiB") for t in ticks), ticks
+        assert page.evaluate("() => rexmonChart.axes[1].label") == "B"
+        box = page.locator("#chart .u-over").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] / 2)
+        value = page.locator("#chart .u-legend .u-series").nth(1).locator(".u-value").inner_text()
+        assert value.endswith(" MiB") and 69 <= float(value.split()[0]) <= 92, value
+        when = page.locator("#chart .u-legend .u-series").first.locator(".u-value").inner_text()
+        assert when.endswith(" UTC"), when
+        page.screenshot(path=str(site.tmp / f"units-{width}.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_a_graph_key_with_two_units_gives_two_graphs(chromium: Any, browser_site: tuple[Site, str]) -> None:
+    _, url = browser_site
+    context, page = _page(chromium, 1400)
+    try:
+        page.goto(url + "/graph/net?period=day")
+        figures = page.locator("#g-eth0 figure.group-graph")
+        assert figures.evaluate_all("fs => fs.map(f => f.dataset.unit)") == ["", "B/s"]
+        assert figures.nth(1).locator("figcaption").inner_text().startswith("B/s: eth0.tx")
+        for i in range(2):
+            assert figures.nth(i).locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+        assert page.locator('li.metric a[href*="eth0.tx"] .val').inner_text().endswith("MB/s")
+    finally:
+        context.close()
 
 
 def _page(chromium: Any, width: int, **kw: Any) -> Any:

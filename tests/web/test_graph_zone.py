@@ -1,0 +1,113 @@
+"""Graph images in the zone the page states, with the metric's unit: rrd.graph and the image routes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from rrd.graph import GraphError, GraphRenderer, GraphSpec, check_zone
+from tests.web.conftest import NOW, Site, fill_archive
+
+
+@pytest.mark.parametrize("zone", ["/etc/passwd", "../../etc/passwd", "Not/AZone", "UTC:x", "", "x" * 80])
+def test_a_zone_must_be_an_iana_name(zone: str) -> None:
+    with pytest.raises(GraphError, match="is not a time zone"):
+        check_zone(zone)
+    with pytest.raises(GraphError, match="is not a time zone"):
+        GraphSpec(("load/load",), NOW - 60, NOW, zone=zone)
+
+
+def test_the_zone_moves_the_axis_and_is_part_of_the_cache_key(tmp_path: Path) -> None:
+    archive = fill_archive(tmp_path / "rrd")
+    renderer = GraphRenderer(archive, tmp_path / "cache")
+    images = {}
+    for zone in ("UTC", "America/Chicago", "UTC"):
+        out = renderer.render(GraphSpec(("load/load",), NOW - 6 * 3600, NOW, zone=zone))
+        images.setdefault(zone, []).append(out)
+    assert images["UTC"][0].data != images["America/Chicago"][0].data
+    assert [o.cached for o in images["UTC"]] == [False, True]
+    assert images["America/Chicago"][0].cached is False
+    assert len(list((tmp_path / "cache").glob("*/*.png"))) == 2
+
+
+def test_the_server_process_tz_does_not_reach_the_image(tmp_path: Path) -> None:
+    archive = fill_archive(tmp_path / "rrd")
+    spec = GraphSpec(("load/load",), NOW - 6 * 3600, NOW, zone="Europe/Zurich")
+    first = GraphRenderer(archive).render(spec, use_cache=False).data
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/Chicago"  # the web server's own zone must not matter
+    time.tzset()
+    try:
+        second = GraphRenderer(archive).render(spec, use_cache=False).data
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("unit", "base", "axis", "legend"),
+    [
+        ("B", 1024, "B (k = 1024)", "avg     2.48  B"),
+        ("%", 1000, "%", "avg     2.48  %"),
+        ("", 1000, None, "avg     2.48 "),
+    ],
+)
+def test_the_unit_labels_the_axis_and_the_legend(
+    tmp_path: Path, unit: str, base: int, axis: str | None, legend: str
+) -> None:
+    archive = fill_archive(tmp_path / "rrd")
+    spec = GraphSpec(("load/load",), NOW - 3600, NOW, unit=unit, base=base)
+    from rrd.graph import build_args
+
+    args = build_args(spec, [archive.path("load/load")])
+    label = args[args.index("--vertical-label") + 1] if "--vertical-label" in args else None
+    assert label == axis and args[args.index("--base") + 1] == str(base)
+    out = GraphRenderer(archive).render(spec, use_cache=False)
+    legends = [str(v) for k, v in out.info.items() if k.startswith("legend[")]
+    assert legend in legends, legends
+
+
+def test_bad_base_is_refused() -> None:
+    with pytest.raises(GraphError, match="base 1200"):
+        GraphSpec(("load/load",), NOW - 60, NOW, base=1200)
+
+
+def test_image_route_takes_the_zone_from_the_url(site: Site) -> None:
+    client = site.client()
+    q = f"start={NOW - 6 * 3600}&end={NOW}"
+    utc = client.get(f"/img/load/load.png?{q}")
+    zurich = client.get(f"/img/load/load.png?{q}&tz=Europe/Zurich")
+    assert utc.status_code == zurich.status_code == 200
+    assert utc.data != zurich.data
+    bad = client.get(f"/img/load/load.png?{q}&tz=/etc/passwd")
+    assert bad.status_code == 400 and bad.get_json() is None and "tz" in bad.get_data(as_text=True)
+    page = client.get("/graph/load/load?period=day&tz=Europe/Zurich").get_data(as_text=True)
+    assert "tz=Europe/Zurich" in page and "CET" in page  # the range is stated in the chosen zone
+    assert client.get("/graph/load/load?tz=Mars/Olympus").status_code == 400
+
+
+def test_group_graph_threshold_lines_name_their_series(site: Site) -> None:
+    from tests.web.conftest import set_states
+    from web.graphs import series_rules
+
+    set_states(site)  # df/_dev_sda1: warning ~:80, critical ~:90; df/_dev_sdb1 has no rule
+    rows = [
+        r
+        for s in site.app.extensions["rexmon"]["monitor"].overview(["df/_dev_sda1", "df/_dev_sdb1"]).slurpers
+        for r in s.metrics
+    ]
+    assert [(r.label, r.value) for r in series_rules(rows)] == [
+        ("_dev_sda1 warning ~:80", 80.0),
+        ("_dev_sda1 critical ~:90", 90.0),
+    ]
+    alone = [r for r in rows if r.metric_id == "df/_dev_sda1"]
+    assert [r.label for r in series_rules(alone)] == ["warning ~:80", "critical ~:90"]
+    r = site.client().get("/img/df.png?period=day")  # both series, one unit: one image with the lines
+    assert r.status_code == 200 and r.data.startswith(b"\x89PNG")

@@ -188,3 +188,27 @@ def test_metric_named_like_a_path_stays_inside_the_archive(write_config, runner,
     assert result.exit_code == 1
     assert "evil: FAILED: slurper evil produced the metric name '...x', which is not allowed" in result.output
     assert not (tmp_path / "x.rrd").exists()
+
+
+def test_a_changed_plugin_config_reaches_the_archive_specs(write_config, tmp_path) -> None:
+    """The specs follow the plugin's config: unchanged, they are reused; changed (a new max, a new type),
+    the next run's updates carry the new ones (Munin re-reads its config every run too)."""
+    from rexmon.config import build_slurper, load
+    from rexmon.runner import Runner
+
+    conf = tmp_path / "plugin.conf"
+    plugin = _plugin(
+        tmp_path, "disk", f'if [ "$1" = config ]; then cat {conf}; exit 0; fi\necho "x.value 7"\n'
+    )
+    conf.write_text("x.label x\nx.max 100\n")
+    cfg = load(write_config(f'[[slurper]]\nid = "disk"\ntype = "munin"\nplugin = "{plugin}"\n'))
+    slurper = build_slurper(cfg.slurpers[0], cfg.registry)
+    runner = Runner(cfg, [slurper], dry_run=True)
+    first = runner.run(slurper).updates[0].spec
+    generation = slurper.spec_generation
+    assert (first.ds_type, first.max) == ("GAUGE", 100.0)
+    assert runner.run(slurper).updates[0].spec == first and slurper.spec_generation == generation
+    conf.write_text("x.label x\nx.type DERIVE\nx.max 200\n")
+    changed = runner.run(slurper).updates[0].spec
+    assert (changed.ds_type, changed.max) == ("DERIVE", 200.0)
+    assert slurper.spec_generation == generation + 1

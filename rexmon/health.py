@@ -80,7 +80,8 @@ def check_heartbeat(engine: Engine, now: float, max_age: float, collector: str |
     try:
         rows = [b for b in beats(engine) if collector is None or b.collector == collector]
     except Exception as exc:  # the database check names the cause; this one says what it could not judge
-        return Check("heartbeat", False, f"cannot read heartbeats: {type(exc).__name__}")
+        first = (str(exc).splitlines() or [""])[0][:200]
+        return Check("heartbeat", False, f"cannot read heartbeats ({type(exc).__name__}: {first})")
     if not rows:
         who = f"collector {collector} has not" if collector else "no collector has"
         return Check("heartbeat", False, f"{who} recorded a heartbeat yet")

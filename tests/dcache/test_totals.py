@@ -130,7 +130,7 @@ def config_text(tmp_path: Path, address: str, schema: str) -> str:
         """
 
 
-def archived_sums(archive: Archive, lo: int, hi: int) -> Counter[str]:
+def archived_sums(archive: Archive, lo: int, hi: int, step: int = STEP) -> Counter[str]:
     """Series -> sum of rate x step over the archive's rows labelled in (lo, hi]."""
     out: Counter[str] = Counter()
     for mid in archive.metric_ids():
@@ -139,9 +139,9 @@ def archived_sums(archive: Archive, lo: int, hi: int) -> Counter[str]:
         info = archive.info(mid)
         if info.get("ds[value].type") != "ABSOLUTE":
             continue
-        series = archive.fetch(mid, lo, hi, resolution=STEP)
-        assert series.step == STEP
-        total = sum(v * STEP for t, v in series.points() if lo < t <= hi and v is not None)
+        series = archive.fetch(mid, lo, hi, resolution=step)
+        assert series.step == step
+        total = sum(v * step for t, v in series.points() if lo < t <= hi and v is not None)
         out[mid.removeprefix("dc/")] = round(total)
     return +out
 

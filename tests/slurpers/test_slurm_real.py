@@ -14,7 +14,7 @@ import logging
 import pytest
 
 from slurpers import slurm_parse as sp
-from slurpers.api import Reading
+from slurpers.api import Reading, SlurperError, run_command
 from tests.fixtures.slurm import SlurmCluster
 from tests.slurpers.conftest import DATA
 
@@ -179,3 +179,11 @@ def test_payloads_on_disk_match_the_live_cluster(slurm_cluster: SlurmCluster) ->
     assert sorted(live["jobs"][0]) == sorted(stored["jobs"][0])
     failed = slurm_cluster.run("sdiag", "--json", check=False)
     assert failed.returncode != 0 and failed.stderr == (D / "sdiag_json.stderr").read_text()
+
+
+def test_a_failed_command_is_quoted_by_its_first_lines() -> None:
+    """22.05's ``sdiag --json``: the cause is on the first line, the last only says ``Try "sdiag --help"``."""
+    stderr = D / "sdiag_json.stderr"
+    with pytest.raises(SlurperError) as err:
+        run_command(["sh", "-c", f'cat "{stderr}" >&2; exit 1'], timeout=10)
+    assert "exited with status 1: sdiag: unrecognized option '--json' / Try" in str(err.value)

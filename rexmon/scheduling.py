@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -87,9 +87,7 @@ def select_slurpers(config: Config, shard: str | None = None) -> list[SlurperCon
     return chosen
 
 
-def utc(ts: float) -> Any:
-    from datetime import UTC, datetime
-
+def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 

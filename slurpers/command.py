@@ -91,12 +91,13 @@ def run_command(
         )
     except OSError as exc:
         raise SlurperError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    swept: list[bool] = []  # set once the exit has been cleaned up after (one /proc scan per command)
     try:
-        out, err = _read(proc, time.monotonic() + timeout, cap, marker)
+        out, err = _read(proc, time.monotonic() + timeout, cap, marker, swept)
     except _Stopped as why:
         raise SlurperError(f"{argv[0]} {why}") from None
     finally:
-        _end(proc, marker)
+        _end(proc, marker, swept=bool(swept))
     if out is None:  # the deadline passed
         raise CommandTimeout(f"{argv[0]} timed out after {timeout:g} s")
     result = CommandResult(
@@ -118,7 +119,7 @@ def _failure_detail(stderr: str) -> str:
 
 
 def _read(
-    proc: subprocess.Popen[bytes], deadline: float, cap: int, marker: str
+    proc: subprocess.Popen[bytes], deadline: float, cap: int, marker: str, swept: list[bool]
 ) -> tuple[bytes | None, bytes]:
     """Both pipes until they close and the command has exited: (stdout, stderr), or (None, ...) at the
     deadline. Raises :class:`_Stopped` past ``cap`` bytes."""
@@ -145,6 +146,7 @@ def _read(
                     if exited:
                         # its helpers go with it (their pipe ends close), as they would with munin-node
                         _kill_rest(proc.pid, marker)
+                        swept.append(True)
                         if pidfd is not None:
                             sel.unregister(pidfd)
                 for key, _ in events:
@@ -183,9 +185,17 @@ def _has_exited(pid: int) -> bool:
         return True
 
 
-def _end(proc: subprocess.Popen[bytes], marker: str) -> None:
-    """Kill what is left, close the pipes, reap the command within :data:`REAP_SECONDS`."""
-    _kill_rest(proc.pid, marker)
+def _end(proc: subprocess.Popen[bytes], marker: str, *, swept: bool) -> None:
+    """Kill what is left, close the pipes, reap the command within :data:`REAP_SECONDS`.
+
+    When the command's exit was already cleaned up after (``swept``), what it left was killed then and
+    only its group is killed again here: nothing carrying its marker can have started since.
+    """
+    if swept:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        _kill_rest(proc.pid, marker)
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()

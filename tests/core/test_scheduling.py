@@ -70,7 +70,9 @@ def test_first_run_is_the_next_phase_point_and_the_phase_survives_a_restart() ->
     assert (first.timestamp() - offset) % 300.0 == pytest.approx(0.0, abs=1e-5)
     # a restart an hour later lands on the same grid
     later = PhaseTrigger(300.0, offset).get_next_fire_time(None, utc(T0 + 3600.5))
-    assert later is not None and (later.timestamp() - first.timestamp()) % 300.0 == pytest.approx(0.0, abs=1e-5)
+    assert later is not None and (later.timestamp() - first.timestamp()) % 300.0 == pytest.approx(
+        0.0, abs=1e-5
+    )
 
 
 def test_a_run_late_by_several_intervals_resumes_on_the_grid() -> None:

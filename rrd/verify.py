@@ -11,7 +11,7 @@ again and flushed again; what still falls short stays in the journal for the nex
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rrd.journal import UpdateJournal
@@ -30,6 +30,8 @@ class Segment:
 
     journal: UpdateJournal
     expected: dict[str, int]
+    #: lines sent again because rrdcached had not written them
+    resent: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,14 @@ def disk_lasts(client: RRDCachedClient, names: Sequence[str]) -> dict[str, int |
     return out
 
 
-def check(client: RRDCachedClient, segment: Segment) -> Shortfall | None:
+def check(
+    client: RRDCachedClient, segment: Segment, block: Callable[[Iterable[str]], None]
+) -> Shortfall | None:
     """Flush the segment's files and make sure they hold what was sent; None when they all do.
+
+    ``block(names)`` is called before files are sent their lines again: from then on the writer must
+    journal those files' new updates without sending them, or a newer value would reach the file first
+    and make the older ones look written (the writer sends them with the next sync's check).
 
     A file that falls short is sent its lines again (at most RESENDS times); what is still missing is
     all that stays in the segment. Files that no longer exist (pruned, or never created) are let go.
@@ -86,9 +94,11 @@ def check(client: RRDCachedClient, segment: Segment) -> Shortfall | None:
     for _ in range(RESENDS):
         if not short:
             break
+        block(short)
         lines = _missing(segment.journal.lines(), short, lasts)
         client.pipeline([f"FORGET {name}" for name in sorted(short)])
         client.batch(lines, trusted=True)
+        segment.resent += len(lines)
         client.flush_many(sorted(short))
         lasts.update(disk_lasts(client, sorted(short)))
         short = _short({n: expected[n] for n in short}, lasts)

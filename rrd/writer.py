@@ -28,6 +28,7 @@ from rrd.verify import Segment, check, expected_times
 log = logging.getLogger(__name__)
 #: lines per part of a streamed BATCH
 CHUNK = 1024
+HELD = "held in memory, sent again by the next write"
 #: an outage of the journal or of rrd_dir is logged once per this many seconds (per kind)
 OUTAGE_LOG_SECONDS = 60.0
 
@@ -91,6 +92,8 @@ class ArchiveWriter:
         self._pending: dict[str, int] = {}
         #: sealed journal segments not yet known to be in the files
         self._sealed: list[Segment] = []
+        #: files whose dropped values are being sent again: their new values wait in the journal
+        self._blocked: set[str] = set()
         self._sync_client = RRDCachedClient(rrdcached, timeout) if rrdcached else None
         self._sync_lock = threading.Lock()
         self._in_flight = 0
@@ -99,6 +102,8 @@ class ArchiveWriter:
         self.held_limit = held_limit
         #: values refused because ``held`` was full, since the start (a health figure)
         self.refused_total = 0
+        #: journaled updates sent again because rrdcached had not written them (a health figure)
+        self.resent_total = 0
         self._monotonic = monotonic
         self._logged: dict[str, float] = {}
         #: per metric written by this process: [last update time, "UPDATE <file> " prefix, is GAUGE]
@@ -173,15 +178,25 @@ class ArchiveWriter:
                     except JournalError as exc:
                         self._outage("journal", f"{exc}; the journal is kept as it is")
                 segments = list(self._sealed)
-            return all([self._check(seg) for seg in segments])
+                # every line of these since they were blocked is in a sealed segment: they may go free
+                was_blocked = set(self._blocked)
+            ok = all([self._check(seg) for seg in segments])
+            with self._lock:
+                short = {name for seg in self._sealed for name in seg.expected}
+                self._blocked -= was_blocked - short
+            return ok
 
     def _check(self, segment: Segment) -> bool:
         assert self._sync_client is not None
         try:
-            short = check(self._sync_client, segment)
+            short = check(self._sync_client, segment, self._block)
         except (RRDCachedError, OSError) as exc:
+            self.resent_total += segment.resent
+            segment.resent = 0
             self._outage("flush", f"journal kept ({segment.journal.path}): {exc}")
             return False
+        self.resent_total += segment.resent
+        segment.resent = 0
         if short is not None:
             name, on_disk, sent = short.files[0]
             self._outage(
@@ -195,6 +210,11 @@ class ArchiveWriter:
             self._sealed.remove(segment)
             segment.journal.close(remove=True)
         return True
+
+    def _block(self, names: Iterable[str]) -> None:
+        """From now on journal these files' updates without sending them, until a sync recovers them."""
+        with self._lock:
+            self._blocked.update(names)
 
     def _cause(self) -> str:
         """Why files may not be written, as far as this host can tell."""
@@ -338,10 +358,16 @@ class ArchiveWriter:
                     for mid in unsent:
                         self._meta.pop(mid, None)
                     self._hold((u for u in part if u.metric_id in unsent), result)
+                    msg = f"journal failed: {journal_error}; {HELD}"
+                    result.errors.extend((mid, msg) for mid in dict.fromkeys(mids))
                     continue
                 pending = self._pending
                 for mid in mids:
                     pending[self.names.name(mid)] = self._meta[mid][0]
+                if self._blocked:
+                    mids, lines, data = self._unblocked(mids, lines, result)
+                    if not lines:
+                        continue
                 self._in_flight += len(lines)
                 sent += mids
                 stream.send(data, len(lines))
@@ -352,6 +378,16 @@ class ArchiveWriter:
             self._in_flight = 0
         if journal_error is not None:
             self._outage("journal", f"cannot write the update journal: {journal_error}")
+
+    def _unblocked(
+        self, mids: list[str], lines: list[str], result: WriteResult
+    ) -> tuple[list[str], list[str], bytes]:
+        """Leave out the lines of files being recovered: journaled only, the next sync sends them after
+        the older values rrdcached dropped (a newer value first would make those look written)."""
+        keep = [i for i, mid in enumerate(mids) if self.names.name(mid) not in self._blocked]
+        result.written += len(mids) - len(keep)
+        mids, lines = [mids[i] for i in keep], [lines[i] for i in keep]
+        return mids, lines, ("\n".join(lines) + "\n").encode()
 
     def _finish(self, stream: BatchStream, mids: list[str], result: WriteResult) -> None:
         try:
@@ -384,6 +420,7 @@ class ArchiveWriter:
             failed[mid] = self._disk_trouble()
             if failed[mid]:
                 self._outage("create", f"{exc}; values are held until {self.rrd_dir} can be written")
+                result.errors.append((mid, f"{exc}; {HELD}"))
             else:
                 result.errors.append((mid, str(exc)))
             return None
@@ -443,5 +480,6 @@ class ArchiveWriter:
                 if self._disk_trouble():
                     self._outage("update", f"{mid}: {exc}; values are held until it can be written")
                     self._hold((u for u in kept if u.metric_id == mid), result)
+                    result.errors.append((mid, f"{exc}; {HELD}"))
                 else:
                     result.errors.append((mid, str(exc)))

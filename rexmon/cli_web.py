@@ -27,15 +27,22 @@ def web(ctx: click.Context, listen: str | None, threads: int) -> None:
     """Serve the overview, graphs, downtime pages and JSON API."""
     import waitress
 
+    from downtime.db import DatabaseError, upgrade
     from rexmon.watchdog import watch_in_background
     from web import create_app
+    from web.app import MAX_BODY
 
     cfg = load_config(ctx)
     try:
         host, port = split_listen(listen or cfg.web.listen)
     except click.BadParameter as exc:
         fail(exc.message, EXIT_USAGE)
+    try:  # a fresh database gets its schema; one that is away or read-only is named on its pages
+        upgrade(cfg.database_url)
+    except DatabaseError as exc:
+        log.warning("%s; pages that read the database answer 503 until `rexmon db upgrade` succeeds", exc)
     app = create_app(cfg)
     watch_in_background(cfg)  # the dead man's switch ([watchdog] in_web)
     click.echo(f"rexmon web on http://{host}:{port}/ (archive {cfg.rrd_dir})", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="rexmon")
+    # waitress reads a whole body before the app sees the request: cap it there, before any login
+    waitress.serve(app, host=host, port=port, threads=threads, ident="rexmon", max_request_body_size=MAX_BODY)

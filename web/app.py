@@ -11,8 +11,10 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from downtime.db import mask
 from rexmon.config import Config
 from web.auth import Auth
 from web.context import error_response, ext, fmt_time, fmt_time_in, fmt_value, monitor
@@ -22,6 +24,9 @@ from web.params import ParamError, input_time
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: the largest request body rexmon reads (forms and JSON bodies are a few kB): a larger one is a 413
+#: before the login is checked; `rexmon web` gives waitress the same cap, so it is never buffered
+MAX_BODY = 1 << 20
 csrf = CSRFProtect()
 
 
@@ -34,7 +39,7 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     )
     web = config.web
     secret = web.secret_key.get() if web.secret_key is not None else os.urandom(32).hex()
-    app.config.update(SECRET_KEY=secret, WTF_CSRF_TIME_LIMIT=None)
+    app.config.update(SECRET_KEY=secret, WTF_CSRF_TIME_LIMIT=None, MAX_CONTENT_LENGTH=MAX_BODY)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     htpasswd = config.resolve(web.htpasswd) if web.htpasswd else None
     app.extensions["rexmon"] = {
@@ -69,6 +74,8 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
 
 
 def _authenticate() -> Response | None:
+    if (request.content_length or 0) > MAX_BODY:  # refused unread, whoever sends it
+        raise RequestEntityTooLarge(f"the request body is larger than {MAX_BODY} bytes")
     auth: Auth = ext("auth")
     g.user = auth.user(request)
     if g.user is not None or request.endpoint == "static" or request.blueprint == "health":
@@ -116,6 +123,16 @@ def _register_errors(app: Flask) -> None:
         if exc.code == 401:
             return ext("auth").challenge()
         return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database(exc: SQLAlchemyError) -> tuple[Any, int]:
+        config: Config = ext("config")
+        log.error("database %s on %s %s: %s", mask(config.database_url), request.method, request.path, exc)
+        return error_response(
+            503,
+            f"the database {mask(config.database_url)} cannot be read ({type(exc).__name__}); a new one gets "
+            "its schema from `rexmon db upgrade` (`rexmon web` runs it at start)",
+        )
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception) -> tuple[Any, int]:

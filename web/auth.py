@@ -1,16 +1,20 @@
 """Who is asking: HTTP Basic against an htpasswd file (bcrypt, ``htpasswd -B``) or a proxy's header.
 
 Reading is public or login-required (``[web] public_read``); writing always needs a user. A reverse
-proxy that authenticated the user passes the name in ``[web] trusted_header`` (e.g. ``REMOTE_USER``);
-only enable that when the proxy strips the header from client requests.
+proxy that authenticated the user passes the name in ``[web] trusted_header``, read exactly as named:
+a name with a ``-`` (``X-Remote-User``) is that HTTP request header, which the proxy must set or strip on
+every request; an upper-case name with ``_`` only (``REMOTE_USER``) is that WSGI environment variable,
+which only the server sets, never a client's ``Remote-User`` header (WSGI files both under similar keys).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -20,6 +24,9 @@ from flask import Request, Response
 log = logging.getLogger(__name__)
 REALM = "rexmon"
 _BCRYPT_PREFIXES = ("$2y$", "$2b$", "$2a$")
+#: a WSGI/CGI environment variable (REMOTE_USER), as opposed to an HTTP header name (X-Remote-User)
+_ENVIRON_KEY = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
+_DEFAULT_COST = 12
 
 
 class Htpasswd:
@@ -63,8 +70,10 @@ class Htpasswd:
 
     def check(self, user: str, password: str) -> bool:
         """True when ``password`` is ``user``'s password."""
-        hashed = self._load().get(user)
-        if hashed is None:
+        users = self._load()
+        hashed = users.get(user)
+        if hashed is None:  # as slow as a wrong password, so the time does not tell which names exist
+            bcrypt.checkpw(password.encode()[:72], _dummy_hash(_cost(users)))
             return False
         token = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).hexdigest()
         if token in self._verified:
@@ -80,6 +89,18 @@ class Htpasswd:
         return ok
 
 
+def _cost(users: dict[str, str]) -> int:
+    """The bcrypt cost of the file's hashes (the highest; 12 for an empty file)."""
+    costs = [int(h[4:6]) for h in users.values() if h[4:6].isdigit()]
+    return max(costs, default=_DEFAULT_COST)
+
+
+@functools.lru_cache(maxsize=8)
+def _dummy_hash(cost: int) -> bytes:
+    """A hash of nothing at ``cost``, checked for user names that are not in the file."""
+    return bcrypt.hashpw(b"rexmon: no such user", bcrypt.gensalt(rounds=min(max(cost, 4), 31)))
+
+
 class Auth:
     """Resolves the user of a request; ``None`` is an anonymous reader."""
 
@@ -93,10 +114,18 @@ class Auth:
 
     def user(self, request: Request) -> str | None:
         if self.trusted_header:
-            name = request.headers.get(self.trusted_header) or request.environ.get(self.trusted_header)
+            name = self._trusted(request)
             if isinstance(name, str) and name.strip():
                 return name.strip()[:100]
         return self._basic(request)
+
+    def _trusted(self, request: Request) -> object:
+        """The value of ``trusted_header`` exactly as named: an environment variable such as REMOTE_USER
+        only from the environment (a client's ``Remote-User`` header is HTTP_REMOTE_USER there), an HTTP
+        header such as X-Remote-User only from the headers."""
+        if _ENVIRON_KEY.match(self.trusted_header):
+            return request.environ.get(self.trusted_header)
+        return request.environ.get("HTTP_" + self.trusted_header.upper().replace("-", "_"))
 
     def _basic(self, request: Request) -> str | None:
         header = request.headers.get("Authorization", "")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+from downtime.timeparse import parse_duration as parse_duration
 from slurpers.command import DEFAULT_MAX_OUTPUT as DEFAULT_MAX_OUTPUT
 from slurpers.command import CommandResult as CommandResult
 from slurpers.command import output_limit as output_limit
@@ -350,33 +351,6 @@ def load_json(
 
 
 # -- settings types (a slurper's Settings dataclass uses these) -----------------------------------
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(value: object) -> float:
-    """'90' or 90 -> 90 s; '5m', '2h', '1d', '1w', '1h30m' -> seconds. Raises ValueError naming the input."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0 or math.isnan(float(value)) or math.isinf(float(value)):
-            raise ValueError(f"duration must be a finite number >= 0, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(f"not a duration: {value!r}")
-    text = value.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if text[pos : m.start()].strip():
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
-        pos = m.end()
-    if pos == 0 or text[pos:].strip():
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 1d, 1w)")
-    return total
 
 
 class Secret:

@@ -28,6 +28,7 @@ import rrdtool
 
 from rrd.archive import DS_NAME, Archive, ArchiveError
 from rrd.names import check_id
+from rrd.spec import MetricNotFound
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ class GraphRenderer:
         self._writes = 0
 
     def render(self, spec: GraphSpec, *, use_cache: bool = True) -> Rendered:
-        """Draw ``spec``; a cached image is reused while no metric has new data."""
+        """Draw ``spec``; a cached image is reused while no metric has new data. MetricNotFound (an
+        ArchiveError) for an id the archive does not hold, GraphError for anything else."""
         paths, stamps = self._locate(spec.metric_ids)
         cache = self._cache_path(spec, stamps) if use_cache else None
         if cache is not None and cache.is_file():
@@ -256,10 +258,12 @@ class GraphRenderer:
         for mid in metric_ids:
             try:
                 last = self.archive.last(mid)  # flushes rrdcached, so the graph sees every value
+            except MetricNotFound:
+                raise
             except ArchiveError as exc:
                 raise GraphError(str(exc)) from exc
             if last is None:
-                raise GraphError(f"no such metric: {mid}")
+                raise MetricNotFound(f"no such metric: {mid}")
             paths.append(self.archive.path(mid))
             stamps.append(last[0])
         return paths, stamps

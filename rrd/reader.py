@@ -27,7 +27,7 @@ from rrd import remote
 from rrd.flush import FlushErrors, FlushPolicy
 from rrd.names import Names, id_from_path
 from rrd.rrdcached import RRDCachedClient, RRDCachedError
-from rrd.spec import CFS, DS_NAME, ArchiveError, Series
+from rrd.spec import CFS, DS_NAME, ArchiveError, MetricNotFound, Series
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +197,12 @@ class ArchiveReader:
         if cf not in CFS:
             raise ArchiveError(f"consolidation function {cf!r} is not one of {', '.join(CFS)}")
         if not self.reads_remote and not self.path(metric_id).is_file():
-            raise ArchiveError(f"no such metric: {metric_id}")
+            raise MetricNotFound(f"no such metric: {metric_id}")
         client = self._daemon(not self.policy.paused())
         if client is not None and (not resolution or self.reads_remote):
             got = self._remote(client, remote.fetch, metric_id, cf, start, end)
             if got is None:
-                raise ArchiveError(f"no such metric: {metric_id}")
+                raise MetricNotFound(f"no such metric: {metric_id}")
             t0, t1, step, values = got
             return Series(metric_id, t0, t1, step, cf, values)
         if client is None:
@@ -243,12 +243,12 @@ class ArchiveReader:
     def info(self, metric_id: str) -> dict[str, object]:
         """``rrdtool info`` of the metric's file (after a flush)."""
         if not self.reads_remote and not self.path(metric_id).is_file():
-            raise ArchiveError(f"no such metric: {metric_id}")
+            raise MetricNotFound(f"no such metric: {metric_id}")
         client = self._daemon(self.flush_many([metric_id]))
         if client is not None:
             got: dict[str, object] | None = self._remote(client, remote.info, metric_id)
             if got is None:
-                raise ArchiveError(f"no such metric: {metric_id}")
+                raise MetricNotFound(f"no such metric: {metric_id}")
             return got
         path = self.path(metric_id)
         try:

@@ -18,6 +18,10 @@ class ArchiveError(Exception):
     """The archive could not be read or written; the message names the metric and the cause."""
 
 
+class MetricNotFound(ArchiveError):
+    """The archive holds no metric with that id (a 404 on the web, not a failure)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesSpec:
     """What the archive needs to create a file: the DS type, its bounds and heartbeat."""

@@ -24,6 +24,7 @@ import requests
 
 from slurpers.api import (
     CollectContext,
+    CommandTimeout,
     MetricSpec,
     PayloadError,
     Reading,
@@ -274,9 +275,7 @@ class EnstoreSlurper(Slurper[EnstoreSettings]):
         what = " ".join(["enstore", *args])
         try:
             return run_command([self.settings.enstore, *args], timeout=deadline.left(what)).stdout
-        except SlurperError as exc:
-            if "timed out" not in str(exc):
-                raise
+        except CommandTimeout:
             raise SlurperError(f"{what} did not finish within the timeout of {deadline.total:g} s") from None
 
     def _library_manager(self, lm: str, deadline: _Deadline) -> list[Reading]:

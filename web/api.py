@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, g, jsonify, request
 from alarms.catalogue import UNKNOWN_META
 from downtime.store import DowntimeError, Which
 from rrd.archive import ArchiveError
+from rrd.spec import MetricNotFound
 from web.context import monitor, now
 from web.data import band_label, thresholds
 from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
@@ -81,9 +82,9 @@ def _series(mid: str, fmt: str) -> Response:
     resolution = int_param(request.args, "resolution", 0, 0, 86400 * 366) or None
     try:
         s = monitor().archive.fetch(mid, tr.start, tr.end, cf, resolution)
+    except MetricNotFound as exc:
+        abort(404, str(exc))
     except ArchiveError as exc:
-        if "no such metric" in str(exc):
-            abort(404, str(exc))
         log.warning("series of %s failed: %s", mid, exc)  # the message names server paths
         abort(500, "the series could not be read; the details are in the server log")
     # a value is stamped with the end of its interval; rrdtool returns one interval past ``end``

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 
 from rrd.graph import GraphError, GraphSpec, Rule, check_zone
 from rrd.names import MetricIdError, check_id
+from rrd.spec import MetricNotFound
 from web.context import ext, monitor, now
 from web.data import MetricRow, group_of, thresholds
 from web.params import PERIODS, ParamError, TimeRange, choice, input_time, int_param, metric_id, time_range
@@ -248,9 +249,9 @@ def _image(
             base=base,
         )
         out = monitor().renderer.render(spec)
+    except MetricNotFound as exc:
+        abort(404, str(exc))
     except GraphError as exc:
-        if "no such metric" in str(exc):
-            abort(404, str(exc))
         log.warning("graph of %s failed: %s", ", ".join(ids), exc)  # the message names server paths
         abort(500, "the graph could not be drawn; the details are in the server log")
     resp = Response(out.data, mimetype=out.content_type)

@@ -446,12 +446,31 @@ _T = TypeVar("_T")
 
 @typing.dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def settings(cls: type[_T]) -> type[_T]:
-    """Decorator for a slurper's Settings: a frozen dataclass validated by pydantic, unknown keys refused."""
+    """Decorator for a slurper's Settings: a frozen dataclass validated by pydantic, unknown keys refused.
+
+    Integers, booleans and floats are strict (``port = "61613"`` or ``ssl = "yes"`` is an error naming the
+    key, as in rexmon's own sections); durations (:data:`Duration`) still take ``"5m"``.
+    """
     from pydantic import ConfigDict
     from pydantic.dataclasses import dataclass as pdataclass
 
+    _strict_scalars(cls)
     made = pdataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))(cls)
     return typing.cast("type[_T]", made)
+
+
+def _strict_scalars(cls: type[Any]) -> None:
+    """Make the fields annotated ``int``, ``bool``, ``float`` (or ``... | None``) strict in place."""
+    from pydantic import Strict
+
+    scalars: dict[str, type[Any]] = {"int": int, "bool": bool, "float": float}
+    own = cls.__dict__.get("__annotations__", {})
+    for name, annotation in list(own.items()):
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+        base, optional = text.removesuffix(" | None"), text.endswith(" | None")
+        if base in scalars:
+            strict: Any = typing.Annotated[scalars[base], Strict()]
+            own[name] = strict | None if optional else strict
 
 
 def _settings_parameter(cls: type[Any]) -> type[Any] | None:

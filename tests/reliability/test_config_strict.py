@@ -58,6 +58,31 @@ def test_wrong_type_or_out_of_bounds(
     assert f"{path}: {expected}" in result.output
 
 
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('type = "slurm"\nper_account = "yes"\n', "per_account: Input should be a valid boolean"),
+        (
+            'type = "netbeam"\nurl = "http://127.0.0.1:1"\nmax_windows = "16"\n',
+            "max_windows: Input should be a valid integer",
+        ),
+        (
+            'type = "fts"\nftsmon = ""\nstomp = { host = "127.0.0.1", port = "61613" }\n',
+            "stomp.port: Input should be a valid integer",
+        ),
+    ],
+    ids=["slurm-bool", "netbeam-int", "fts-stomp-port"],
+)
+def test_slurper_setting_of_the_wrong_type(
+    table: str, expected: str, write_config: Callable[..., Path], runner: CliRunner
+) -> None:
+    """A slurper's own setting of the wrong type (`per_account = "yes"`, `port = "61613"`): `rexmon check` exits 2 naming the slurper and the key."""  # noqa: E501
+    path = write_config(f'[[slurper]]\nid = "s"\n{table}')
+    result = runner.invoke(cli, ["--config", str(path), "check"])
+    assert result.exit_code == 2, result.output
+    assert f"{path}: [[slurper]] 's': {expected}" in result.output
+
+
 def test_every_bad_key_is_named_at_once(write_config: Callable[..., Path], runner: CliRunner) -> None:
     """Several bad scheduling keys in one file and in conf.d: every one is listed with its own file, not just the first."""  # noqa: E501
     path = write_config(

@@ -186,6 +186,7 @@ def test_zoom_survives_a_reload_from_its_url(
         assert again == zoomed
         # the page, the range form and the picture state the same range in the chosen zone
         assert page.locator("p.range").get_attribute("data-zone") == "America/Chicago"
+
         assert page.locator("select[data-zone-picker]").input_value() == "America/Chicago"
         src = page.locator("img.graph").get_attribute("src")
         assert f"start={int(zoomed[0])}" in src and "tz=America/Chicago" in unquote(src)
@@ -376,5 +377,24 @@ def test_keyboard_reaches_the_graph_controls(chromium: Any, browser_site: tuple[
         before = page.evaluate("() => rexmonChart.scales.x.max - rexmonChart.scales.x.min")
         page.keyboard.press("Enter")
         page.wait_for_function(f"() => rexmonChart.scales.x.max - rexmonChart.scales.x.min < {before} * 0.6")
+    finally:
+        context.close()
+
+
+def test_the_time_axis_is_in_the_page_zone(chromium: Any, browser_site: tuple[Site, str]) -> None:
+    _, url = browser_site
+    context, page = _page(chromium, 1400, timezone_id="Asia/Tokyo")  # the browser's own zone must not matter
+    try:
+        ticks = {}
+        for zone in ("UTC", "America/Chicago"):
+            page.goto(url + f"/graph/load/load?period=day&tz={zone}")
+            _chart_ready(page)
+            page.wait_for_function("() => document.getElementById('chart').dataset.xTicks")
+            ticks[zone] = json.loads(page.locator("#chart").get_attribute("data-x-ticks"))
+        hours = {z: [int(t[:2]) for t in ts] for z, ts in ticks.items()}
+        assert len(hours["UTC"]) == len(hours["America/Chicago"]) >= 4, ticks
+        # NOW is in November: Chicago is UTC-6, so every label reads 6 hours earlier
+        assert [(h - 6) % 24 for h in hours["UTC"]] == hours["America/Chicago"], ticks
+        assert all(len(t.split("\n")[0]) == 5 and t[2] == ":" for t in ticks["UTC"]), ticks  # 24 h "HH:MM"
     finally:
         context.close()

@@ -111,3 +111,21 @@ def test_group_graph_threshold_lines_name_their_series(site: Site) -> None:
     assert [r.label for r in series_rules(alone)] == ["warning ~:80", "critical ~:90"]
     r = site.client().get("/img/df.png?period=day")  # both series, one unit: one image with the lines
     assert r.status_code == 200 and r.data.startswith(b"\x89PNG")
+
+
+def test_a_crashed_drawing_process_fails_one_image_then_drawing_resumes(tmp_path: Path) -> None:
+    import multiprocessing
+    import signal
+
+    archive = fill_archive(tmp_path / "rrd")
+    spec = GraphSpec(("load/load",), NOW - 3600, NOW)
+    renderer = GraphRenderer(archive)
+    first = renderer.render(spec, use_cache=False).data
+    children = multiprocessing.active_children()
+    assert children, "graphs are drawn in child processes"
+    for child in children:  # what a SIGSEGV in librrd does to a drawing process
+        os.kill(child.pid or 0, signal.SIGKILL)
+        child.join(10)
+    with pytest.raises(GraphError, match="drawing process died"):
+        renderer.render(spec, use_cache=False)
+    assert renderer.render(spec, use_cache=False).data == first

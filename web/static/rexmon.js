@@ -225,13 +225,17 @@
         tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), zone === "UTC" ? "Etc/UTC" : zone); },
         scales: { x: { time: true }, y: { range: function (u, min, max) { return yRange(min, max, notes); } } },
         axes: [
-          { size: axisSize },
+          { size: axisSize, values: function (u, ticks, axisIdx, space, incr) {
+            var out = timeTicks(ticks, incr, zone);
+            el.dataset.xTicks = JSON.stringify(out);
+            return out;
+          } },
           { size: axisSize, values: yValues, label: unit || undefined, labelSize: 18 },
         ],
         series: [
           { value: function (u, ts) { return ts == null ? "–" : fmtTime(ts, zone); } },
           { label: el.dataset.label, stroke: "#1f77b4", width: 2, spanGaps: false,
-            value: function (u, v) { return fmt(v); } },
+            value: function (u, v) { return v == null ? "–" : fmt(v); } },
         ],
         hooks: {
           draw: [function (u) {
@@ -283,6 +287,37 @@
     } else {
       setupChart(el);
     }
+  }
+
+  // time axis labels as the page writes times (24 h, month-day), in the page's zone
+  var partsCache = {};
+  function timeParts(ts, zone) {
+    var f = partsCache[zone];
+    if (!f) {
+      try {
+        f = new Intl.DateTimeFormat("en-GB", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+          hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      } catch (e) {
+        f = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", year: "numeric", month: "2-digit", day: "2-digit",
+          hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      }
+      partsCache[zone] = f;
+    }
+    var out = {};
+    f.formatToParts(new Date(ts * 1e3)).forEach(function (p) { out[p.type] = p.value; });
+    return out;
+  }
+
+  function timeTicks(ticks, incr, zone) {
+    var lastDay = null;
+    return ticks.map(function (ts) {
+      var p = timeParts(ts, zone), day = p.month + "-" + p.day, hm = p.hour + ":" + p.minute;
+      var label;
+      if (incr >= 86400) label = day;
+      else label = day !== lastDay ? hm + "\n" + day : hm;
+      lastDay = day;
+      return label;
+    });
   }
 
   function fmtTime(ts, zone) {

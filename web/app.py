@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from downtime.db import mask
 from rexmon.config import Config
 from web.auth import Auth
+from web.compress import compress
 from web.context import error_response, ext, fmt_time, fmt_time_in, fmt_value, monitor
 from web.data import ICON_LABELS, Monitor
 from web.params import ParamError, input_time
@@ -64,6 +65,7 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     app.register_blueprint(api_actions.bp)
     csrf.exempt(api_actions.bp)  # JSON bodies only, as api.bp
     app.after_request(_security_headers)
+    app.after_request(compress)  # gzip for text answers (web/compress.py)
     app.context_processor(_template_globals)
     app.add_template_filter(fmt_time, "time")
     app.add_template_filter(fmt_value, "value")

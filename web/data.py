@@ -168,7 +168,7 @@ class Monitor:
         self.archive = Archive(
             config.rrd_dir, config.archive.step, config.rrdcached, flush_errors="warn", timeout=5.0
         )
-        self.latest = LatestCache(self.archive)
+        self.latest = LatestCache(self.archive.reader)
         self.metric_ids = MetricIds(config.rrd_dir)
         self.renderer = GraphRenderer(self.archive, config.resolve(config.web.graph_cache_dir), clock)
         self._engine: Engine | None = None
@@ -216,6 +216,19 @@ class Monitor:
         meta = self.meta().get(mid, UNKNOWN_META)
         return make_row(mid, latest, self.states().get(mid), self.current(now), now, meta)
 
+    def rows(
+        self, metric_ids: Sequence[str], states: Mapping[str, MetricState] | None = None
+    ) -> list[MetricRow]:
+        """Rows with values for just these metrics (only their files are flushed and read)."""
+        now = self.clock()
+        last = self.latest.get_many(metric_ids)
+        states = self.states() if states is None else states
+        meta, current = self.meta(), self.current(now)
+        return [
+            make_row(mid, last.get(mid), states.get(mid), current, now, meta.get(mid, UNKNOWN_META))
+            for mid in metric_ids
+        ]
+
     def overview(self, metric_ids: Sequence[str] | None = None) -> Overview:
         now = self.clock()
         ids = list(metric_ids) if metric_ids is not None else self.metric_ids()
@@ -245,6 +258,30 @@ class Monitor:
         return sorted(seen.values(), key=lambda p: p[0].start)
 
 
+def icon_for(
+    mid: str, state: MetricState | None, current: DowntimeIndex, now: float
+) -> tuple[str, int | None]:
+    """The overview icon of a metric and the downtime shown for it, from the engine's state alone.
+
+    Nothing is judged here: staleness, UNKNOWN and downtimes of judged metrics are the engine's; a
+    metric without an engine state is unjudged whatever its value or age. A downtime filed since the
+    engine's last round (or for an unjudged metric) is a fact, shown at once.
+    """
+    if state is None or not state.in_downtime:
+        covering = current.covering(mid, now) if current.windows else []
+        if covering:
+            return "downtime", covering[0].downtime_id
+        if state is None:
+            return "unjudged", None
+    elif state.in_downtime:
+        return "downtime", state.downtime_id
+    if state.acknowledged and state.state != "OK":
+        return "acknowledged", None
+    if state.stale and state.state != "CRITICAL":
+        return "stale", None
+    return state.state.lower(), None
+
+
 def make_row(
     mid: str,
     latest: Latest | None,
@@ -253,35 +290,20 @@ def make_row(
     now: float,
     meta: MetricMeta = UNKNOWN_META,
 ) -> MetricRow:
-    """One metric's row: the alarm engine's state, or UNJUDGED when no rule covers the metric.
-
-    Nothing is judged here: staleness, UNKNOWN and downtimes of judged metrics are the engine's; a
-    metric without an engine state is unjudged whatever its value or age.
-    """
+    """One metric's row: the alarm engine's state (see :func:`icon_for`), or UNJUDGED without one."""
     slurper, _, name = mid.partition("/")
     t, value = (latest.time, latest.value) if latest else (None, None)
     is_rate = latest is not None and latest.is_rate
     unit = rate_unit(meta.unit) if is_rate else normalize(meta.unit)
-    if state is None:  # unjudged; a downtime filed for it is a fact, shown as such
-        covering = current.covering(mid, now) if current.windows else []
+    icon, dt_id = icon_for(mid, state, current, now)
+    raw = latest.raw if is_rate and latest else None
+    graph = meta.graph or group_of(name)
+    if state is None:
         return MetricRow(
-            mid, slurper, name, meta.graph or group_of(name), value, t, UNJUDGED,
-            "downtime" if covering else "unjudged", downtime_id=covering[0].downtime_id if covering else None,
-            raw=latest.raw if is_rate and latest else None, unit=unit, base=meta.base, title=meta.label,
+            mid, slurper, name, graph, value, t, UNJUDGED, icon, downtime_id=dt_id, raw=raw, unit=unit,
+            base=meta.base, title=meta.label,
         )  # fmt: skip
-    downtimes = current.covering(mid, now) if current.windows and not state.in_downtime else []
-    dt_id = state.downtime_id if state.in_downtime else None
-    if state.in_downtime or downtimes:  # a downtime filed since the engine's last round shows at once
-        icon = "downtime"
-        dt_id = dt_id or (downtimes[0].downtime_id if downtimes else None)
-    elif state.acknowledged and state.state != "OK":
-        icon = "acknowledged"
-    elif state.stale and state.state != "CRITICAL":
-        icon = "stale"
-    else:
-        icon = state.state.lower()
     return MetricRow(
-        mid, slurper, name, meta.graph or group_of(name), value, t, state.state, icon, state.since,
-        state.warning, state.critical, dt_id, state.ack_comment,
-        latest.raw if is_rate and latest else None, unit, meta.base, meta.label, state.rule or None,
+        mid, slurper, name, graph, value, t, state.state, icon, state.since, state.warning, state.critical,
+        dt_id, state.ack_comment, raw, unit, meta.base, meta.label, state.rule or None,
     )  # fmt: skip

@@ -1,9 +1,11 @@
 """The newest archived value of each metric, cached per file until the file changes.
 
-Reading 10,000 files' last update one by one costs a second per overview; an RRD file changes only
-when it is updated, so each reading is kept with the file's (mtime, size) and re-read only when those
-change. With rrdcached the shown files are flushed once per request first, so a pending value reaches
-the file (and changes its mtime) before the look.
+Reading 10,000 files' last update one by one costs a second; an RRD file changes only when it is
+updated, so each reading is kept with the file's (mtime, size) and re-read only when those change. Reads
+go through the archive's reader (:class:`rrd.reader.ArchiveReader`, the web never writes); with rrdcached
+the files asked for are flushed once per request first, so a pending value reaches the file (and changes
+its mtime) before the look. The overview asks only for the metrics it shows with values (problems, open
+groups), never for every file.
 
 Counters (COUNTER, DERIVE, ABSOLUTE) are shown as the rate rrdtool archived: the last consolidated
 AVERAGE per second, with the raw counter kept for a tooltip.
@@ -17,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rrd.archive import DS_NAME, Archive, ArchiveError
+from rrd.archive import DS_NAME, ArchiveError
+from rrd.reader import ArchiveReader
 
 log = logging.getLogger(__name__)
 RATE_TYPES = frozenset({"COUNTER", "DERIVE", "ABSOLUTE"})
@@ -44,9 +47,9 @@ class Latest:
 
 
 class LatestCache:
-    """Last values of an :class:`Archive`'s metrics, re-read only for files that changed."""
+    """Last values of an archive's metrics, re-read only for files that changed."""
 
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: ArchiveReader) -> None:
         self.archive = archive
         self._types: dict[str, str] = {}  # a file's DS type never changes
         self._hits: dict[str, tuple[tuple[int, int], Latest]] = {}

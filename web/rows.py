@@ -1,15 +1,19 @@
-"""The overview's metric items as HTML, built in Python: at 10,000 rows Jinja's per-expression cost
-(escaping, attribute lookups) is most of the page's time. Every text is escaped here."""
+"""The overview's metric items and graph groups as HTML, built in Python: at 10,000 rows Jinja's
+per-expression cost (escaping, attribute lookups) is most of the page's time. Every text is escaped
+here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
+from urllib.parse import quote, urlencode
 
 from markupsafe import Markup
 
 from web.context import fmt_time
 from web.data import MetricRow
+from web.overview import Group
 
 
 def metric_title(m: MetricRow) -> str:
@@ -32,3 +36,75 @@ def metric_items(rows: Sequence[MetricRow], graph_root: str, svgs: Mapping[str, 
             f"{escape(m.display)}</span></a></li>"
         )
     return Markup("\n".join(out))
+
+
+def chips(counts: Mapping[str, int], svgs: Mapping[str, str], order: Sequence[str]) -> str:
+    """Per-state counts of a group or slurper, problems first (``<span class="chip">``)."""
+    return "".join(
+        f'<span class="chip chip-{kind}" title="{counts[kind]} {kind}">{svgs[kind]}{counts[kind]}</span>'
+        for kind in order
+        if counts.get(kind)
+    )
+
+
+@dataclass(frozen=True)
+class Links:
+    """URL prefixes the overview's HTML needs, computed once per request."""
+
+    graph_root: str  # + "<slurper>/<metric>" -> a metric's page
+    slurper_root: str  # + "<slurper>" -> a slurper's page
+    group_body: str  # + quoted key -> a collapsed group's items
+    image_root: str  # + "<slurper>.png?group=..." -> a group's thumbnail
+
+
+def group_block(
+    group: Group,
+    rows: Mapping[str, MetricRow] | None,
+    svgs: Mapping[str, str],
+    links: Links,
+    order: Sequence[str],
+) -> str:
+    """A graph group: its summary line and, when ``rows`` is given, its open body of items."""
+    key, graph = escape(group.key), escape(group.graph or "(ungrouped)")
+    worst = group.worst
+    head = (
+        f'<summary><span class="worst">{svgs[worst]}</span><span class="gname">{graph}</span>'
+        f'<span class="chips">{chips(group.counts, svgs, order)}</span></summary>'
+    )
+    src = escape(links.group_body + quote(group.key, safe=""))
+    if rows is None:
+        return (
+            f'<li class="group" data-key="{key}" data-worst="{worst}"><details>{head}'
+            f'<div class="group-body" data-src="{src}"></div></details></li>'
+        )
+    body = group_body(group, [rows[i.metric_id] for i in group.items if i.metric_id in rows], svgs, links)
+    return (
+        f'<li class="group" data-key="{key}" data-worst="{worst}"><details open>{head}'
+        f'<div class="group-body" data-src="{src}" data-loaded="1">{body}</div></details></li>'
+    )
+
+
+def group_body(group: Group, rows: Sequence[MetricRow], svgs: Mapping[str, str], links: Links) -> str:
+    """A group's items and a thumbnail of its graph (loaded by the browser only when shown).
+
+    ``rows`` may be a part of the group (its problems); a link then loads all of it.
+    """
+    thumb = (
+        links.image_root
+        + quote(group.slurper)
+        + ".png?"
+        + urlencode({"group": group.graph, "size": "small", "period": "day"})
+    )
+    page = links.slurper_root + quote(group.slurper) + "?" + urlencode({"group": group.graph})
+    more = ""
+    if len(rows) < len(group.items):
+        src = escape(links.group_body + quote(group.key, safe=""))
+        more = (
+            f'<a class="load-all" href="{escape(page)}" data-src="{src}">all {len(group.items)} metrics '
+            f"of {escape(group.graph or group.slurper)}</a>"
+        )
+    return (
+        f'<a class="thumb" href="{escape(page)}"><img loading="lazy" width="400" height="120" alt="graph of '
+        f'{escape(group.key)}" src="{escape(thumb)}"></a>'
+        f'<ul class="metrics">{metric_items(rows, links.graph_root, svgs)}</ul>{more}'
+    )

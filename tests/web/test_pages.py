@@ -17,18 +17,32 @@ def _slurper_order(html: str) -> list[str]:
 def test_overview_lists_every_slurper_and_metric_with_icons(client: FlaskClient) -> None:
     html = client.get("/").get_data(as_text=True)
     # without alarm states nothing is judged: no metric is OK, and the web does not call one stale
-    assert _slurper_order(html) == sorted(_slurper_order(html))
+    assert _slurper_order(html) == sorted(_slurper_order(html)) == ["condor", "df", "load", "old"]
+    for key in ("condor/schedd.s1", "df/", "load/", "old/"):  # groups, folded: nothing needs someone
+        assert re.search(f'<li class="group" data-key="{key}" data-worst="unjudged"><details>', html)
+    assert "data-id=" not in html  # no item of a folded group is on the page
+    html = client.get("/?q=/").get_data(as_text=True)  # a filter opens the groups it keeps
     for mid in ("condor/schedd.s1.running", "df/_dev_sda1", "load/load", "old/temperature"):
         assert f'data-id="{mid}"' in html
     assert 'aria-label="unjudged"' in html and "stale slurper" not in html
     assert re.search(r'count-unjudged".*?count-n">7<', html, re.S)
     assert re.search(r'count-ok".*?count-n">0<', html, re.S)
-    assert 'id="filter"' in html and "auto-refresh" in html
+    assert 'id="console-q"' in html and "auto-refresh" in html
 
 
-def test_overview_partial_is_the_refreshable_body(client: FlaskClient) -> None:
-    body = client.get("/?partial=1").get_data(as_text=True)
-    assert "<html" not in body and 'data-slurper="condor"' in body
+def test_overview_refresh_sends_only_the_parts_that_changed(site: Site) -> None:
+    client = site.client()
+    first = client.get("/overview/changes").get_json()
+    assert first["order"][:3] == ["counts", "attention", "silenced"] and "s:condor" in first["order"]
+    assert set(first["parts"]) == set(first["order"])
+    assert 'data-slurper="condor"' in first["parts"]["s:condor"]
+    same = client.get("/overview/changes", query_string={"since": first["version"]}).get_json()
+    assert same["parts"] == {} and same["version"] == first["version"]
+    site.archive.write([Update("new/thing", NOW, 1.0, SPEC)])
+    changed = client.get("/overview/changes", query_string={"since": first["version"]}).get_json()
+    assert sorted(changed["parts"]) == ["counts", "s:new"]  # the new slurper and the counts, nothing else
+    group = client.get("/overview/group/condor%2Fschedd.s1").get_data(as_text=True)
+    assert 'data-id="condor/schedd.s1.held"' in group and "/img/condor.png?group=schedd.s1" in group
 
 
 def test_metric_graph_page(client: FlaskClient) -> None:
@@ -91,7 +105,7 @@ def test_counter_shows_its_rate_per_second_and_the_raw_value_on_hover(site: Site
     counter = SeriesSpec("COUNTER", 120, 0, None)
     start = NOW - 30 * 60
     site.archive.write([Update("cpu/idle", start + i * 60, 654_500 + 600 * i, counter) for i in range(1, 31)])
-    html = site.client().get("/").get_data(as_text=True)
+    html = site.client().get("/?q=/").get_data(as_text=True)
     li = re.search(r'<li class="metric[^"]*" data-id="cpu/idle".*?</li>', html, re.S)
     assert li, "cpu/idle is not on the overview"
     assert '<span class="val" title="counter 672 k">10/s</span>' in li.group(0)
@@ -105,7 +119,7 @@ def test_overview_shows_a_new_archived_value(site: Site) -> None:
     client = site.client()
     assert '<span class="val">40</span>' in client.get("/?q=sdb1").get_data(as_text=True)
     site.archive.write([Update("df/_dev_sdb1", NOW + 1, 77.0, SPEC)])
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/?q=sdb1").get_data(as_text=True)
     assert re.search(r'data-id="df/_dev_sdb1".*?<span class="val">77</span>', html, re.S)
 
 

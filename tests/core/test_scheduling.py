@@ -86,3 +86,38 @@ def test_a_run_late_by_several_intervals_resumes_on_the_grid() -> None:
 def test_a_bad_interval_is_refused(interval: float) -> None:
     with pytest.raises(ValueError, match="interval must be a positive number"):
         PhaseTrigger(interval, 0.0)
+
+
+def test_a_real_scheduler_runs_on_the_grid_and_each_run_knows_its_scheduled_time() -> None:
+    """APScheduler with the trigger and the executor: every run's recorded time is its own grid point."""
+    import threading
+    import time
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from rexmon.scheduling import LagRecordingExecutor
+
+    executor = LagRecordingExecutor(2)
+    scheduler = BackgroundScheduler(executors={"default": executor}, timezone="UTC")
+    seen: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def job() -> None:
+        scheduled = executor.scheduled_time("j")
+        assert scheduled is not None
+        seen.append((scheduled, time.time()))
+        if len(seen) >= 3:
+            done.set()
+
+    offset = phase_offset("j", 1.0)
+    scheduler.add_job(job, PhaseTrigger(1.0, offset, 0.2), id="j", max_instances=1, coalesce=True)
+    scheduler.start()
+    try:
+        assert done.wait(30), "three runs within 30 s"
+    finally:
+        scheduler.shutdown(wait=True)
+    for scheduled, started in seen:
+        base = offset + round(scheduled - offset - 0.1)  # the grid point this run belongs to
+        assert 0 <= scheduled - base <= 0.2 + 1e-6
+        assert 0 <= started - scheduled < 1.0  # the run saw its own time, not the previous or next one
+    assert len({round(s - offset - 0.1) for s, _ in seen}) == len(seen)  # one run per grid point

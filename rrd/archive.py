@@ -17,6 +17,7 @@ from pathlib import Path
 from rrd.flush import FLUSH_RETRY_SECONDS, FlushErrors
 from rrd.names import Names
 from rrd.reader import ArchiveReader
+from rrd.retention import DEFAULT, Retention
 from rrd.spec import (
     CFS,
     DAY,
@@ -71,6 +72,7 @@ class Archive:
         flush_errors: FlushErrors = "raise",
         monotonic: Callable[[], float] = time.monotonic,
         timeout: float = 30.0,
+        retention: Retention = DEFAULT,
     ) -> None:
         self.rrd_dir = Path(rrd_dir)
         if any(c in str(self.rrd_dir) for c in "\n\r"):
@@ -87,6 +89,7 @@ class Archive:
             timeout=timeout,
             names=names,
             monotonic=monotonic,
+            retention=retention,
         )
         self.reader = ArchiveReader(
             self.rrd_dir,

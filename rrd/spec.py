@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rrd.retention import DEFAULT, Retention
+
 DSType = Literal["GAUGE", "COUNTER", "DERIVE", "ABSOLUTE"]
 DS_NAME = "value"
 CFS = ("AVERAGE", "MIN", "MAX")
@@ -30,6 +32,8 @@ class SeriesSpec:
     heartbeat: int = 120
     min: float | None = None
     max: float | None = None
+    #: the RRAs of a new file (None: the archive's default plan)
+    retention: Retention | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +71,17 @@ class Series:
         return [(self.start + (i + 1) * self.step, v) for i, v in enumerate(self.values)]
 
 
-def rra_args(step: int) -> list[str]:
-    """1 step for 2 days, 5 steps for 2 weeks, 60 steps for 2 months, 1440 steps for 2 years."""
-    plan = [(1, 2 * DAY), (5, 14 * DAY), (60, 62 * DAY), (1440, 730 * DAY)]
-    out = []
-    for cf in CFS:
-        for steps, span in plan:
-            rows = max(1, span // (steps * step))
-            out.append(f"RRA:{cf}:0.5:{steps}:{rows}")
-    return out
+def rra_args(step: int, retention: Retention = DEFAULT) -> list[str]:
+    """The RRAs of a new file: by default 1 min for 2 days, 5 min for 2 weeks, 1 h for 62 days, 1 day
+    for 2 years (each AVERAGE, MIN and MAX; with step 60, 1, 5, 60 and 1440 steps per row)."""
+    if step != 60 and retention is DEFAULT:
+        # the default plan in steps (1, 5, 60, 1440), as before retention was configurable
+        return [
+            f"RRA:{cf}:0.5:{steps}:{max(1, span // (steps * step))}"
+            for cf in CFS
+            for steps, span in ((1, 2 * DAY), (5, 14 * DAY), (60, 62 * DAY), (1440, 730 * DAY))
+        ]
+    return retention.rra_args(step)
 
 
 def ds_arg(spec: SeriesSpec) -> str:

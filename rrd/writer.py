@@ -13,16 +13,18 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import rrdtool
 
+from rrd.create import FileMaker, disk_cause
 from rrd.journal import JournalError, UpdateJournal
 from rrd.names import Names
+from rrd.retention import DEFAULT, Retention
 from rrd.rrdcached import BatchStream, RRDCachedClient, RRDCachedError
-from rrd.spec import ArchiveError, Update, WriteResult, ds_arg, rra_args
+from rrd.spec import Update, WriteResult
 from rrd.verify import Segment, check, expected_times
 
 log = logging.getLogger(__name__)
@@ -31,29 +33,6 @@ CHUNK = 1024
 HELD = "held in memory, sent again by the next write"
 #: an outage of the journal or of rrd_dir is logged once per this many seconds (per kind)
 OUTAGE_LOG_SECONDS = 60.0
-
-
-def _rrd_readable(path: Path) -> bool:
-    try:
-        rrdtool.info(str(path))
-    except rrdtool.OperationalError:
-        return False
-    return True
-
-
-def _cause(exc: Exception | None, directory: Path) -> str:
-    """rrdtool's message, or (it gives none on ENOSPC) what the file system says."""
-    text = str(exc).strip() if exc is not None else ""
-    try:
-        st = os.statvfs(directory)
-    except OSError as err:
-        return text or f"{err.strerror}"
-    free = st.f_bavail * st.f_frsize
-    if free < 1 << 20:
-        return f"No space left on device ({free // 1024} KiB free in {directory})" + (
-            f"; {text}" if text else ""
-        )
-    return text or "rrdtool gave no reason"
 
 
 class ArchiveWriter:
@@ -74,6 +53,7 @@ class ArchiveWriter:
         timeout: float = 30.0,
         names: Names | None = None,
         held_limit: int = 200_000,
+        retention: Retention = DEFAULT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rrd_dir = Path(rrd_dir)
@@ -82,8 +62,8 @@ class ArchiveWriter:
         self._remote = bool(rrdcached) and not rrdcached.startswith("unix:")
         self.names = names or Names(self.rrd_dir, self._remote)
         self.client = RRDCachedClient(rrdcached, timeout) if rrdcached else None
-        #: CREATE and LAST of files first seen while a streamed BATCH holds ``client`` (second connection)
-        self._control = RRDCachedClient(rrdcached, timeout) if rrdcached else None
+        #: files of metrics seen for the first time (created in parallel, or retuned)
+        self.maker = FileMaker(self.names, self.step, rrdcached, retention=retention, timeout=timeout)
         #: with rrdcached: rexmon's write-ahead log of updates (opened by the first write only)
         self.journal_dir = Path(journal_dir) if journal_dir else self.rrd_dir / ".journal"
         self.journal_limit = journal_limit
@@ -130,7 +110,8 @@ class ArchiveWriter:
             for segment in self._sealed:
                 segment.journal.close(remove=False)
             self._sealed = []
-        for client in (self.client, self._control, self._sync_client):
+        self.maker.close()
+        for client in (self.client, self._sync_client):
             if client is not None:
                 client.close()
 
@@ -222,7 +203,7 @@ class ArchiveWriter:
             return "see rrdcached's log on the archive host"
         if self.rrd_dir.is_dir() and not os.access(self.rrd_dir, os.W_OK):
             return f"{self.rrd_dir} is not writable"
-        return _cause(None, self.rrd_dir).replace("rrdtool gave no reason", "see rrdcached's log")
+        return disk_cause(None, self.rrd_dir).replace("rrdtool gave no reason", "see rrdcached's log")
 
     def _outage(self, kind: str, message: str) -> None:
         """One error line per kind of outage per OUTAGE_LOG_SECONDS, with how much is held meanwhile."""
@@ -244,6 +225,8 @@ class ArchiveWriter:
         with self._lock:
             if self.held:  # older than anything new: first
                 updates, self.held = [*self.held, *updates], []
+            updates = updates if isinstance(updates, list) else list(updates)
+            self._prepare(updates, result, failed)
             if self.client is None:
                 kept: list[Update] = []
                 mids, lines = self._format(updates, result, failed, kept)
@@ -414,9 +397,28 @@ class ArchiveWriter:
     ) -> list[Any] | None:
         """The metric's cached record [last update, line prefix, is GAUGE]; None if its file failed
         (``failed[mid]`` then says whether its values are held: the disk cannot be written now)."""
-        try:
-            last = self._ensure(mid, first, result)
-        except (ArchiveError, RRDCachedError, OSError) as exc:
+        got = self.maker.ensure_many([first])[0]
+        return self._record(first, got, result, failed)
+
+    def _prepare(self, items: Sequence[Update], result: WriteResult, failed: dict[str, bool]) -> None:
+        """Create (in parallel) or retune the files of the metrics this batch has for the first time."""
+        meta = self._meta
+        firsts: dict[str, Update] = {}
+        for u in items:
+            if u.metric_id not in meta and u.metric_id not in firsts and u.metric_id not in failed:
+                firsts[u.metric_id] = u
+        if firsts:
+            news = list(firsts.values())
+            for u, got in zip(news, self.maker.ensure_many(news), strict=True):
+                self._record(u, got, result, failed)
+
+    def _record(
+        self, first: Update, got: tuple[int, bool] | Exception, result: WriteResult, failed: dict[str, bool]
+    ) -> list[Any] | None:
+        """Cache a new metric's record, or note why its file failed (held if the disk is the cause)."""
+        mid = first.metric_id
+        if isinstance(got, Exception):
+            exc = got
             failed[mid] = self._disk_trouble()
             if failed[mid]:
                 self._outage("create", f"{exc}; values are held until {self.rrd_dir} can be written")
@@ -424,46 +426,11 @@ class ArchiveWriter:
             else:
                 result.errors.append((mid, str(exc)))
             return None
+        last, created = got
+        result.created += created
         record: list[Any] = [last, self._prefix(mid), first.spec.ds_type == "GAUGE"]
         self._meta[mid] = record
         return record
-
-    def _ensure(self, metric_id: str, first: Update, result: WriteResult) -> int:
-        """Create the file if needed; return its last update time (cached after the first look)."""
-        path, name = self.names(metric_id)
-        start = first.time - self.step
-        args = ["-s", str(self.step), "-b", str(start), ds_arg(first.spec), *rra_args(self.step)]
-        if self._control is not None:
-            if not self._remote:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            if self._control.create(name, args):
-                result.created += 1
-                return start
-            last = self._control.last(name)
-            if last is None:
-                raise ArchiveError(f"{metric_id}: rrdcached cannot read {name}")
-            return last
-        if path.exists():
-            try:
-                return int(rrdtool.last(str(path)))
-            except rrdtool.OperationalError as exc:
-                raise ArchiveError(f"{metric_id}: {path} is not a readable RRD file: {exc}") from exc
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            rrdtool.create(
-                str(path), "--no-overwrite", "--step", str(self.step), "--start", str(start), *args[4:]
-            )
-        except rrdtool.OperationalError as exc:
-            if path.exists() and _rrd_readable(path):  # another writer won the race
-                return int(rrdtool.last(str(path)))
-            path.unlink(missing_ok=True)  # never leave a half-written file behind
-            raise ArchiveError(f"{metric_id}: cannot create {path}: {_cause(exc, path.parent)}") from exc
-        if not _rrd_readable(path):
-            # librrd can report success on a full disk and leave a short file: check, and say why
-            path.unlink(missing_ok=True)
-            raise ArchiveError(f"{metric_id}: cannot create {path}: {_cause(None, path.parent)}")
-        result.created += 1
-        return start
 
     def _update_files(
         self, mids: list[str], values: list[str], kept: list[Update], result: WriteResult

@@ -15,7 +15,7 @@ from rexmon.cli import EXIT_FAIL, EXIT_OK, fail, load_config
 def watchdog(ctx: click.Context, loop: bool) -> None:
     """Check every collector's heartbeat once (for cron on another host); exit 1 while one is down."""
     from downtime.db import DatabaseError
-    from rexmon.watchdog import Watchdog
+    from rexmon.watchdog import Watchdog, pause
 
     cfg = load_config(ctx)
     try:
@@ -32,7 +32,7 @@ def watchdog(ctx: click.Context, loop: bool) -> None:
                 click.echo(line)
             if not loop:
                 break
-            time.sleep(cfg.watchdog.check_interval)
+            pause(cfg.watchdog.check_interval)
     finally:
         dog.close()
     raise SystemExit(EXIT_FAIL if report.down else EXIT_OK)

@@ -180,7 +180,10 @@ class SignsOfLife:
     @classmethod
     def of(cls, config: Any, shard: str | None) -> SignsOfLife:
         """The signs of life of the collector running ``shard`` under ``config`` (a rexmon Config)."""
-        return cls(config.database_url, collector_name(shard), journal_dir=config.state_dir / "journal")
+        # a quarter of the watchdog's max_age between beats (5 s at most): a live collector is never late
+        every = min(5.0, config.watchdog.max_age / 4)
+        journal = config.state_dir / "journal"
+        return cls(config.database_url, collector_name(shard), journal_dir=journal, every=every)
 
     def ready(self) -> None:
         """Tell systemd that the collector has started (Type=notify)."""

@@ -307,8 +307,13 @@ def watch_in_background(config: Any) -> threading.Thread | None:
                 failing = True
             except Exception:  # the watcher must outlive any one failed check
                 log.exception("watchdog check failed")
-            time.sleep(wd.check_interval)
+            pause(wd.check_interval)
 
     thread = threading.Thread(target=loop, name="rexmon-watchdog", daemon=True)
     thread.start()
     return thread
+
+
+def pause(interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Sleep until the next multiple of ``interval``: checks keep their cadence however long one takes."""
+    time.sleep(interval - clock() % interval)

@@ -43,10 +43,13 @@ class Rexmon:
     args: list[str]
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: added to the environment
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Rexmon:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([*REXMON, *self.args], stdout=out, stderr=subprocess.STDOUT)
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen([*REXMON, *self.args], stdout=out, stderr=subprocess.STDOUT, env=env)
         out.close()
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ class Outbox:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
+def engine(tmp_path: Path) -> Iterator[Engine]:
     e = make_engine(f"sqlite:///{tmp_path / 'rexmon.db'}")
     upgrade(e)
     yield e
@@ -104,7 +105,11 @@ def test_failed_delivery_is_retried_by_its_claimer_then_taken_over_after_the_lea
 
 def test_message_names_collector_host_and_age(engine: Engine) -> None:
     got: list[tuple[str, str]] = []
-    dog = Watchdog(engine, lambda s, b: got.append((s, b)), max_age=MAX_AGE, watcher="a")  # type: ignore[func-returns-value]
+
+    def keep(subject: str, body: str) -> None:
+        got.append((subject, body))
+
+    dog = Watchdog(engine, keep, max_age=MAX_AGE, watcher="a")
     HeartbeatWriter(engine, "2/3", "9.9", 0.0).beat(1000.0, 0.5)
     dog.check(1000 + 3 * 60 + 5)
     subject, body = got[0]

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from downtime.db import upgrade
 from rexmon.config import load
 from tests.fixtures.prometheus import Prometheus
-from tests.fixtures.smtp import free_port
+from tests.fixtures.smtp import SMTPReceiver, free_port
 from tests.ops.conftest import MUNIN_LOAD, Rexmon, broken_plugin, get, get_json
 from web import create_app
 
@@ -167,3 +167,49 @@ def test_prometheus_scrapes_the_collector_and_the_web_site(
     ages = prom.query('rexmon_collector_heartbeat_age_seconds{job="web",collector="all"}')
     assert ages and float(ages[0]["value"][1]) < 30  # type: ignore[index]
     assert get_json(f"http://127.0.0.1:{wport}/readyz")[0] == 200
+
+
+def test_collector_metrics_count_notifications_by_target_and_alarm_rounds(
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    rexmon_process: Callable[..., Rexmon],
+    smtp_server: SMTPReceiver,
+) -> None:
+    port, closed = free_port(), free_port()
+    cfg = collector_config(
+        write_config, tmp_path, port,
+        f"""
+        [[alarm]]
+        match = "load/*"
+        critical = "1000000:"
+
+        [[notify]]
+        name = "ops"
+        url = "{smtp_server.url()}"
+
+        [[notify]]
+        name = "nobody-listens"
+        url = "{SMTPReceiver(closed).url()}"
+        """,
+    )  # fmt: skip
+    run = rexmon_process(cfg, "run")
+    base = f"http://127.0.0.1:{port}"
+    run.wait_for(base + "/healthz")
+    deadline = time.monotonic() + 60
+    samples: Samples = {}
+    while time.monotonic() < deadline:
+        samples = parse(get(base + "/metrics")[1].decode())
+        if (
+            value(samples, "rexmon_notifications_sent_total", target="ops") >= 1
+            and value(samples, "rexmon_notifications_failed_total", target="nobody-listens") >= 1
+        ):
+            break
+        time.sleep(0.5)
+    assert value(samples, "rexmon_notifications_sent_total", target="ops") >= 1
+    assert value(samples, "rexmon_notifications_failed_total", target="nobody-listens") >= 1
+    assert value(samples, "rexmon_notifications_failed_total", target="ops") == 0
+    assert any(
+        m["Subject"].startswith("CRITICAL") or "CRITICAL" in m["Subject"] for m in smtp_server.messages
+    )
+    assert any(n == "rexmon_outbox_backlog" for n, _ in samples)
+    assert sum(v for (n, _), v in samples.items() if n == "rexmon_alarm_round_seconds_count") >= 1

@@ -17,11 +17,12 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass as pdataclass
 
+from alarms.state import STATES, State
 from rexmon.config_alarms import AlarmRule as AlarmRule  # re-exported: ``[[alarm]]`` is part of Config
 from rexmon.config_alarms import AlarmsConfig as AlarmsConfig
 from rexmon.config_alarms import flap_errors
@@ -41,8 +42,8 @@ MAX_OUTPUT_RANGE = (1024, 1 << 30)
 MAX_METRICS_RANGE = (1, 1_000_000)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _STRICT = ConfigDict(extra="forbid")
-Severity = Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]
-SEVERITIES: tuple[Severity, ...] = ("WARNING", "CRITICAL", "UNKNOWN", "OK")
+Severity = State  # a [[notify]] target's severities are alarm states (alarms/state.py defines them)
+SEVERITIES: tuple[Severity, ...] = STATES
 
 
 class ConfigError(Exception):

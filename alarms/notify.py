@@ -30,7 +30,6 @@ with warnings.catch_warnings():
         import imghdr  # noqa: F401
 
 from alarms.engine import Notice
-from alarms.state import SEVERITY_ORDER
 from alarms.store import AlarmStore, OutboxMessage, Pending
 
 log = logging.getLogger(__name__)
@@ -145,6 +144,9 @@ class Renderer:
         return subject, self.env.get_template("body.txt.j2").render(args).strip() + "\n"
 
 
+_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3}
+
+
 def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Renderer) -> list[OutboxMessage]:
     """One message per target for this round's notices (the worst severity names the message)."""
     out = []
@@ -153,7 +155,7 @@ def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Render
         if not mine:
             continue
         subject, body = renderer.render(mine)
-        worst = min((n.state for n in mine), key=lambda s: SEVERITY_ORDER[s])
+        worst = min((n.state for n in mine), key=lambda s: _ORDER[s])
         out.append(OutboxMessage(target.key, worst, subject, body, tuple(n.metric_id for n in mine)))
     return out
 

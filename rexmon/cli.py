@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     "rexmon.cli_web:web",
     "rexmon.cli_demo:demo",
     "rexmon.cli_watchdog:watchdog",
+    "rexmon.cli_archive:archive",
 ]
 
 

@@ -11,21 +11,23 @@ the directory of the main config file.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pdataclass
 
-from alarms.state import STATES, State
 from rexmon.config_alarms import AlarmRule as AlarmRule  # re-exported: ``[[alarm]]`` is part of Config
 from rexmon.config_alarms import AlarmsConfig as AlarmsConfig
 from rexmon.config_alarms import flap_errors
+from rrd.retention import DEFAULT as RETENTION_DEFAULT
+from rrd.retention import DEFAULT_RETENTION, Retention, RetentionError, parse_retention
 from slurpers.api import DEFAULT_MAX_OUTPUT, Duration, Secret, Slurper
 from slurpers.registry import SlurperRegistry
 
@@ -42,8 +44,8 @@ MAX_OUTPUT_RANGE = (1024, 1 << 30)
 MAX_METRICS_RANGE = (1, 1_000_000)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _STRICT = ConfigDict(extra="forbid")
-Severity = State  # a [[notify]] target's severities are alarm states (alarms/state.py defines them)
-SEVERITIES: tuple[Severity, ...] = STATES
+Severity = Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]
+SEVERITIES: tuple[Severity, ...] = ("WARNING", "CRITICAL", "UNKNOWN", "OK")
 
 
 class ConfigError(Exception):
@@ -60,6 +62,22 @@ class ArchiveConfig:
     step: int = Field(default=60, gt=0, le=86400, strict=True)
     #: "" (write files directly), "unix:/path/to/rrdcached.sock", or "host:port" (TCP)
     rrdcached: str = ""
+    #: the RRAs of new files, "<resolution>:<span>, ..." (rrd/retention.py); [[slurper]] retention overrides
+    retention: str = DEFAULT_RETENTION
+    #: ``rexmon archive check`` lists files no metric has written for this long
+    stale_after: Duration = 30 * 86400.0
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: str) -> str:
+        parse_retention(v)  # RetentionError (a ValueError) names the tier
+        return v
+
+    @model_validator(mode="after")
+    def _retention_steps(self) -> ArchiveConfig:
+        if parse_retention(self.retention) != RETENTION_DEFAULT:  # the default follows any step
+            parse_retention(self.retention).check(self.step)
+        return self
 
     @field_validator("rrdcached")
     @classmethod
@@ -179,6 +197,8 @@ class SlurperConfig:
     max_output: int = DEFAULT_MAX_OUTPUT
     #: distinct metric names this slurper may produce; a run with more fails, names past it are refused
     max_metrics: int = DEFAULT_MAX_METRICS
+    #: the RRAs of this slurper's new files; None: ``[archive] retention``
+    retention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +243,15 @@ class Config:
             return "unix:" + str(self.resolve(addr[5:]))
         return addr
 
+    def retention(self, slurper_id: str | None = None) -> Retention:
+        """The retention plan of a slurper's new files (its own, or ``[archive] retention``)."""
+        own = self._own_retention.get(slurper_id or "")
+        return parse_retention(own or self.archive.retention)
+
+    @functools.cached_property
+    def _own_retention(self) -> dict[str, str]:
+        return {s.id: s.retention for s in self.slurpers if s.retention is not None}
+
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
@@ -237,7 +266,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "watchdog": WatchdogConfig,
 }
 _ARRAYS = ("slurper", "alarm", "notify")
-_SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled", "max_output", "max_metrics")
+_SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled", "max_output", "max_metrics", "retention")
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -281,6 +310,8 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
 
     reg = registry or SlurperRegistry.from_entry_points()
     slurpers = _load_slurpers(arrays["slurper"], reg, errors)
+    if sections["archive"] is not None:
+        errors += _retention_steps(slurpers, sections["archive"].step)
     alarms = _load_alarms(arrays["alarm"], sections["alarms"], merged.get("alarms", {}), origin, main, errors)
     notify = tuple(
         n
@@ -420,6 +451,7 @@ def _load_slurpers(
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             errors.append(f"{label}: enabled: must be true or false")
+        retention = _retention(table.get("retention"), label, errors)
         own = {k: v for k, v in table.items() if k not in _SLURPER_COMMON}
         settings = None
         if cls is not None:
@@ -427,12 +459,35 @@ def _load_slurpers(
             defer = {"defer_secrets": enabled is False}
             settings = _validate(cls.Settings, own, lambda key, label=label: f"{label}: {key}", errors, defer)
         if len(errors) == start and cls is not None and isinstance(sid, str) and isinstance(stype, str):
-            out.append(
-                SlurperConfig(
-                    sid, stype, interval, timeout, settings, str(f), bool(enabled), max_output, max_metrics
-                )
-            )
+            rest = (settings, str(f), bool(enabled), max_output, max_metrics, retention)
+            out.append(SlurperConfig(sid, stype, interval, timeout, *rest))
     return out
+
+
+def _retention_steps(slurpers: Iterable[SlurperConfig], step: int) -> list[str]:
+    """Each slurper's own retention must fit the archive's step (whole steps per row)."""
+    errors = []
+    for sc in slurpers:
+        if sc.retention is not None:
+            try:
+                parse_retention(sc.retention).check(step)
+            except RetentionError as exc:
+                errors.append(f"{sc.source}: [[slurper]] {sc.id!r}: retention: {exc}")
+    return errors
+
+
+def _retention(value: Any, label: str, errors: list[str]) -> str | None:
+    """A ``[[slurper]]``'s own retention text (checked against the step in :meth:`Config.retention`)."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise RetentionError(f'must be a string such as "{DEFAULT_RETENTION}"')
+        parse_retention(value)
+    except RetentionError as exc:
+        errors.append(f"{label}: retention: {exc}")
+        return None
+    return value
 
 
 def _number(value: Any, where: str, errors: list[str], low: float, high: float) -> float:

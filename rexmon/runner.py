@@ -184,7 +184,8 @@ class Runner:
         if hit is None:
             spec = slurper.spec_for(name)
             heartbeat = int(max(2 * slurper.interval, self.config.archive.step))
-            series = SeriesSpec(spec.ds_type, heartbeat, spec.min, spec.max)
+            plan = self.config.retention(slurper.id)
+            series = SeriesSpec(spec.ds_type, heartbeat, spec.min, spec.max, plan)
             hit = cached[1][name] = (make_id(slurper.id, name), series, spec)
         return hit
 

@@ -32,6 +32,12 @@ VALUES_SKIPPED = Counter(
     "rexmon_archive_values_skipped", "Values not written: older than the file's last update."
 )
 ARCHIVE_ERRORS = Counter("rexmon_archive_errors", "Metrics whose values the archive refused in a batch.")
+VALUES_HELD = Gauge(
+    "rexmon_archive_values_held", "Values waiting in memory while rrd_dir or the journal cannot be written."
+)
+VALUES_REFUSED = Counter(
+    "rexmon_archive_values_refused", "Values refused: the values waiting in memory reached their bound."
+)
 JOURNAL_BYTES = Gauge("rexmon_journal_bytes", "Size of the update journal not yet flushed by rrdcached.")
 ALARM_ROUND = Histogram(
     "rexmon_alarm_round_seconds",
@@ -72,3 +78,9 @@ def record_write(seconds: float, written: int, skipped: int, errors: int) -> Non
     VALUES_WRITTEN.inc(written)
     VALUES_SKIPPED.inc(skipped)
     ARCHIVE_ERRORS.inc(errors)
+
+
+def record_backlog(held: int, refused: int) -> None:
+    """The archive's values held in memory after a batch, and those it refused (rrd.WriteResult)."""
+    VALUES_HELD.set(held)
+    VALUES_REFUSED.inc(refused)

@@ -61,8 +61,9 @@ class Service:
         self.lag_metric = lag_metric(spec)
         self.runner = Runner(config, slurpers, clock)
         self.archive = Archive(
-            config.rrd_dir, config.archive.step, config.rrdcached, journal_dir=config.state_dir / "journal"
-        )
+            config.rrd_dir, config.archive.step, config.rrdcached, journal_dir=config.state_dir / "journal",
+            retention=config.retention(),
+        )  # fmt: skip
         self.sync_interval = JOURNAL_SYNC_SECONDS
         self.alarms = alarms
         self.flush_interval = flush_interval

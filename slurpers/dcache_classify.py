@@ -160,6 +160,7 @@ def add_mover(row: Row, tally: Tally) -> None:
     cat = mover_category(row)
     size = _int_or_bad(row, "transfersize", bad)
     code = _error_code(row, bad)
+    millis = _int_or_bad(row, "connectiontime", bad)
     if size is not None and size < 0:
         tally.sums["anomaly.negative_size"] += 1
     nbytes = max(size or 0, 0)
@@ -174,7 +175,6 @@ def add_mover(row: Row, tally: Tally) -> None:
         s[f"proto.{family}.{cat}.bytes"] += nbytes
         s[f"proto.{family}.{cat}.{'failed' if failed else 'transfers'}"] += 1
         s[f"vo.{vo_name(row.get('fqan'), row.get('storageclass'))}.{cat}.bytes"] += nbytes
-        millis = _int_or_bad(row, "connectiontime", bad)
         if not failed and size is not None and size >= 0 and millis is not None and millis >= 0:
             tally.sample(f"conn_time.{cat}", millis / 1000.0)
     _finish(tally, bad)

@@ -161,3 +161,28 @@ def test_watchdog_command_with_no_heartbeat_yet(write_config: object, runner: Cl
     result = runner.invoke(cli, ["--config", str(cfg), "watchdog"])
     assert result.exit_code == 0
     assert "no collector has recorded a heartbeat yet" in result.output
+
+
+def test_the_dead_man_service_is_hit_once_per_interval_across_watchers_while_collectors_are_fresh(
+    engine: Engine,
+) -> None:
+    hits, news = Outbox(), Outbox()
+    a, b = (
+        Watchdog(engine, news, max_age=MAX_AGE, deadman=hits, deadman_interval=300, watcher=n) for n in "ab"
+    )
+    hb = HeartbeatWriter(engine, "all", "1.0", 0.0)
+    hb.beat(0.0, None)
+    assert a.check(10).sent == ["dead-man service"]
+    assert b.check(11).sent == []
+    hb.beat(290.0, None)
+    assert a.check(300).sent == [] and b.check(309).sent == []
+    assert b.check(311).sent == ["dead-man service"] and a.check(312).sent == []
+    # a stopped collector stops the hits: the dead-man service notices rexmon's silence
+    assert [s.split(":")[0] for s in a.check(700).sent] == ["[rexmon] PROBLEM"]
+    assert b.check(1000).sent == [] and len(hits.sent) == 2
+
+
+def test_no_dead_man_hit_before_any_collector_beats(engine: Engine) -> None:
+    hits = Outbox()
+    dog = Watchdog(engine, Outbox(), max_age=MAX_AGE, deadman=hits, watcher="a")
+    assert dog.check(10).sent == [] and hits.sent == []

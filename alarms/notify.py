@@ -3,16 +3,18 @@
 Routing: a notice goes to a target when the target accepts its severity and either side has no tags
 or the rule's ``notify`` tags share one with the target's ``tags``. All notices of one evaluation round
 for one target become one message. Delivery retries with exponential backoff and never drops a message;
-each target is delivered in its own thread so a slow or broken one does not hold up the others.
+each target is delivered in its own thread so a slow or broken one does not hold up the others, and a
+failed attempt is retried counting from its end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ with warnings.catch_warnings():
 
 from alarms.engine import Notice
 from alarms.store import AlarmStore, OutboxMessage, Pending
+from rexmon import selfmetrics  # the outbox's backlog and deliveries by target, for /metrics
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "notify"
@@ -161,7 +164,14 @@ def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Render
 
 
 class Deliverer:
-    """Drains the outbox through apprise; failures back off exponentially (base * 2^attempts, capped)."""
+    """Drains the outbox through apprise; failures back off exponentially (base * 2^attempts, capped),
+    counted from the end of the failed attempt, so a target that took 60 s to fail is not retried at once.
+
+    Each target is sent to in a thread of its own. ``deliver(now)`` waits for them (the pipeline's
+    ``tick`` and ``rexmon run --once``); ``deliver(now, wait=False)`` (the collector's delivery thread)
+    starts one attempt per target that has none running and returns at once, so a target that answers
+    slowly (a byte every few seconds defeats any socket timeout) holds only its own messages.
+    """
 
     def __init__(
         self,
@@ -170,39 +180,71 @@ class Deliverer:
         *,
         backoff: float = 30.0,
         max_backoff: float = 3600.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.targets = {t.key: t for t in targets}
         self.backoff, self.max_backoff = backoff, max_backoff
+        self._monotonic = monotonic
         self._apprise: dict[str, apprise.Apprise] = {}
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
 
-    def deliver(self, now: float) -> int:
-        """Send every due message; returns how many were delivered."""
+    def deliver(self, now: float, *, wait: bool = True) -> int:
+        """Send every due message; returns how many were delivered (with ``wait=False``: targets started)."""
         by_target: dict[str, list[Pending]] = {}
-        for p in self.store.due(now):
+        due = self.store.due(now)
+        selfmetrics.OUTBOX_BACKLOG.set(len(due))
+        for p in due:
             by_target.setdefault(p.target, []).append(p)
         # a target's messages go out in order: one still backing off holds the later ones
         by_target = {k: v for k, v in by_target.items() if v[0].next_attempt <= now}
+        with self._lock:  # a target with an attempt still running is left to it
+            by_target = {k: v for k, v in by_target.items() if k not in self._busy}
+            self._busy.update(by_target)
         if not by_target:
             return 0
+        t0 = self._monotonic()
+        if not wait:
+            for key, messages in by_target.items():
+                threading.Thread(
+                    target=self._send_all,
+                    args=(key, messages, now, t0),
+                    name=f"rexmon-notify-{key}",
+                    daemon=True,
+                ).start()
+            return len(by_target)
         with ThreadPoolExecutor(max_workers=len(by_target), thread_name_prefix="rexmon-notify") as pool:
-            done = pool.map(lambda item: self._send_all(item[0], item[1], now), by_target.items())
+            done = pool.map(lambda item: self._send_all(item[0], item[1], now, t0), by_target.items())
             return sum(done)
 
-    def _send_all(self, key: str, messages: list[Pending], now: float) -> int:
-        """Send one target's messages in order; stop at its first failure (they keep their order)."""
+    def _send_all(self, key: str, messages: list[Pending], now: float, t0: float) -> int:
+        """Send one target's messages in order; stop at its first failure (they keep their order).
+
+        ``now`` is the round's time and ``t0`` the monotonic clock then: an attempt that ends ``d``
+        seconds later ended at ``now + d``, and its retry is due ``delay`` after that.
+        """
         sent = 0
-        for msg in messages:
-            error = self._send(key, msg)
-            if error is not None:
-                delay = min(self.max_backoff, self.backoff * 2**msg.attempts)
-                self.store.failed(msg.id, error, now + delay)
-                for later in messages[messages.index(msg) + 1 :]:
-                    self.store.failed(later.id, "waiting behind an earlier message", now + delay)
-                log.warning("notify %s: %s; retry in %.0f s", key, error, delay)
-                break
-            self.store.delivered(msg.id, now)
-            sent += 1
+        try:
+            for msg in messages:
+                error = self._send(key, msg)
+                ended = now + max(0.0, self._monotonic() - t0)
+                if error is not None:
+                    delay = min(self.max_backoff, self.backoff * 2**msg.attempts)
+                    self.store.failed(msg.id, error, ended + delay)
+                    selfmetrics.NOTIFY_FAILED.labels(key).inc()
+                    for later in messages[messages.index(msg) + 1 :]:
+                        self.store.failed(later.id, "waiting behind an earlier message", ended + delay)
+                    log.warning("notify %s: %s; retry in %.0f s", key, error, delay)
+                    break
+                self.store.delivered(msg.id, ended)
+                selfmetrics.NOTIFY_SENT.labels(key).inc()
+                sent += 1
+        except Exception:  # the database went away mid-attempt: the messages stay due, sent or not
+            log.exception("notify %s: could not record the outcome of a delivery", key)
+        finally:
+            with self._lock:
+                self._busy.discard(key)
         return sent
 
     def _send(self, key: str, msg: Pending) -> str | None:

@@ -75,13 +75,22 @@ class AlarmPipeline:
 
     def tick(self, now: float) -> None:
         """Drain the inbox; staleness, downtime edges, re-notification; then deliver what is due."""
+        self.housekeep(now)
+        self.deliverer.deliver(now)
+
+    def housekeep(self, now: float) -> None:
+        """``tick`` without delivery: the service delivers from a thread of its own, so a slow target
+        never holds evaluation (nor evaluation the archive)."""
         self._now = now
         self._apply_acks()
         coverage = self.downtimes.at(now)
         self._drain((), now, coverage)
         out = self.engine.tick(self.records, now, coverage)
         self._commit(out, now)
-        self.deliverer.deliver(now)
+
+    def deliver(self, now: float, *, wait: bool = True) -> int:
+        """Deliver the due outbox (see :meth:`alarms.notify.Deliverer.deliver`)."""
+        return self.deliverer.deliver(now, wait=wait)
 
     def close(self) -> None:
         """Deliver what is due (as of the last round)."""

@@ -121,7 +121,8 @@ def run(ctx: click.Context, once: bool, shard: str | None) -> None:
 
     cfg = load_config(ctx)
     try:
-        service = Service(cfg, shard=shard, alarms=_alarm_sink(cfg))
+        # the alarm side is built by its own thread: the collector archives while the database is away
+        service = Service(cfg, shard=shard, alarms=lambda: _alarm_sink(cfg))
     except Exception as exc:
         fail(f"cannot start: {exc}")
     if once:

@@ -1,9 +1,10 @@
 """The only place that joins the pieces: scheduler -> slurpers -> archive -> alarms.
 
-Slurpers run in APScheduler's thread pool and put their results on a queue; one writer thread drains the
-queue in batches into the archive (through rrdcached when configured), commits slurper checkpoints
+Slurpers run in APScheduler's thread pool and put their results on a bounded queue; one writer thread
+drains it in batches into the archive (through rrdcached when configured), commits slurper checkpoints
 after their values are archived, archives rexmon's own health metrics, and hands the archived values to
-the alarm side. Nothing flows back.
+the alarm side (:mod:`rexmon.alarm_worker`), whose threads evaluate them and deliver notifications. The
+writer never waits for the database or a notification target. Nothing flows back.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alarms.observation import AlarmSink
-from rexmon.config import Config, build_slurper
+from alarms.observation import AlarmSink, Observation
+from rexmon import selfmetrics
+from rexmon.alarm_worker import AlarmWorker
+from rexmon.config import Config, build_slurper, parse_shard
+from rexmon.episodes import Episode
+from rexmon.heartbeat import SignsOfLife
 from rexmon.runner import HEALTH, Runner, RunResult
 from rexmon.scheduling import (
     LagRecordingExecutor,
@@ -30,13 +38,48 @@ from rexmon.scheduling import (
     shard_of,
 )
 from rrd.archive import Archive, SeriesSpec, Update, WriteResult
+from rrd.names import make_id
 from slurpers.api import Slurper
 
 log = logging.getLogger(__name__)
 #: how often rrdcached is made to write the files updated since the last time, so rexmon's own update
 #: journal (rrd/journal.py) can be emptied; like rrdcached's -w, it bounds the work a restart replays
 JOURNAL_SYNC_SECONDS = 300.0
+#: results waiting for the writer at most: this many, or two rounds of every slurper if more
+QUEUE_MIN = 10_000
+#: how long a slurper's thread waits for room in a full queue before its result is dropped (counted)
+QUEUE_WAIT = 1.0
+#: scheduling lags kept for inspection (a rolling window: nothing grows with the number of runs)
+LAG_WINDOW = 100_000
+#: archive errors kept with their text (``rexmon run --once`` prints them); the rest are counted
+RECENT_ERRORS = 100
+#: distinct archive error messages logged per ERROR_QUIET seconds at most, each at most once
+ERRORS_LOGGED = 20
+ERROR_QUIET = 600.0
 Clock = Callable[[], float]
+
+
+@dataclass
+class Totals:
+    """What the writer archived since start: counters, and the last RECENT_ERRORS errors with their text."""
+
+    written: int = 0
+    skipped_old: int = 0
+    created: int = 0
+    error_count: int = 0
+    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        """The most recent archive errors (metric id, message)."""
+        return list(self.recent)
+
+    def add(self, res: WriteResult) -> None:
+        self.written += res.written
+        self.skipped_old += res.skipped_old
+        self.created += res.created
+        self.error_count += len(res.errors)
+        self.recent.extend(res.errors[-RECENT_ERRORS:])
 
 
 class Service:
@@ -46,30 +89,36 @@ class Service:
         self,
         config: Config,
         *,
-        slurpers: Sequence[Slurper] | None = None,
-        alarms: AlarmSink | None = None,
+        slurpers: Sequence[Slurper[Any]] | None = None,
+        alarms: AlarmSink | Callable[[], AlarmSink] | None = None,
         shard: str | None = None,
         clock: Clock = time.time,
         flush_interval: float = 1.0,
+        queue_size: int | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         if slurpers is None:
             slurpers = [build_slurper(s, config.registry) for s in select_slurpers(config, shard)]
         spec = shard if shard is not None else config.scheduler.shard
-        #: each collector of a scale-out has its own lag series (rexmon/scheduler.shard2of3.lag)
+        #: each collector of a scale-out has its own health series (rexmon/scheduler.shard2of3.lag)
         self.lag_metric = lag_metric(spec)
+        self._health_part = "" if not spec else "shard{}of{}.".format(*parse_shard(spec))
         self.runner = Runner(config, slurpers, clock)
+        self.life = SignsOfLife.of(config, spec or None)  # the database heartbeat, systemd's watchdog
         self.archive = Archive(
             config.rrd_dir, config.archive.step, config.rrdcached, journal_dir=config.state_dir / "journal",
-            retention=config.retention(),
         )  # fmt: skip
         self.sync_interval = JOURNAL_SYNC_SECONDS
-        self.alarms = alarms
+        #: the alarm side in threads of its own (None: this collector hands values to no one)
+        self.alarms = None if alarms is None else AlarmWorker(alarms, clock)
         self.flush_interval = flush_interval
-        self._queue: queue.Queue[RunResult] = queue.Queue()
+        size = queue_size or max(QUEUE_MIN, 2 * len(slurpers))
+        self._queue: queue.Queue[RunResult] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        self._life: threading.Thread | None = None
+        self._round_done = threading.Event()
         self._executor = LagRecordingExecutor(config.scheduler.workers)
         self.scheduler = BackgroundScheduler(
             executors={"default": self._executor},
@@ -79,11 +128,21 @@ class Service:
         self.scheduler.add_listener(
             self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR
         )
-        self.lags: list[float] = []
-        self.alarm_failures = 0
-        self._alarms_ok = True
-        self.totals = WriteResult()
+        self.lags: deque[float] = deque(maxlen=LAG_WINDOW)
+        self.totals = Totals()
         self._totals_lock = threading.Lock()
+        #: results dropped because the writer's queue was full (since start, and since the last round)
+        self.dropped = 0
+        self._dropped_round = 0
+        self._full = Episode(log)
+        self._refused = Episode(log)
+        self._logged: dict[str, float] = {}
+        self._alarms_dropped = 0
+
+    @property
+    def alarm_failures(self) -> int:
+        """Alarm steps that failed since start (the database away or locked)."""
+        return 0 if self.alarms is None else self.alarms.failures
 
     # -- one pass (cron style) ---------------------------------------------------------------------
     def run_once(self) -> list[RunResult]:
@@ -95,7 +154,7 @@ class Service:
         for s in self.runner.slurpers.values():
             s.start()
 
-            def work(s: Slurper = s) -> None:
+            def work(s: Slurper[Any] = s) -> None:
                 with sem:
                     r = self.runner.run(s)
                 with lock:
@@ -119,12 +178,13 @@ class Service:
         with lock:
             done = list(results)
         self._write(done)
+        self.life.round(self.clock())
         if self.alarms is not None:
-            self._alarms_do("tick", lambda: self.alarms.tick(self.clock()))  # type: ignore[union-attr]
-            self._alarms_do("close", self.alarms.close)
+            self.alarms.run_once()
         for s in self.runner.slurpers.values():
             _safe_close(s)
         self.archive.close()
+        self.life.close()
         return done
 
     # -- daemon -----------------------------------------------------------------------------------
@@ -141,9 +201,14 @@ class Service:
                 name=s.id,
                 misfire_grace_time=max(1, int(s.interval)),
             )
+        if self.alarms is not None:
+            self.alarms.start()
         self._writer = threading.Thread(target=self._write_loop, name="rexmon-writer", daemon=True)
         self._writer.start()
+        self._life = threading.Thread(target=self._life_loop, name="rexmon-life", daemon=True)
+        self._life.start()
         self.scheduler.start()
+        self.life.ready()
         log.info("rexmon running %d slurpers", len(self.runner.slurpers))
 
     def stop(self) -> None:
@@ -151,16 +216,36 @@ class Service:
         self._stop.set()
         if self._writer is not None:
             self._writer.join(30)
+        if self._life is not None:
+            self._life.join(30)
         for s in self.runner.slurpers.values():
             _safe_close(s)
         if self.alarms is not None:
-            self.alarms.close()
+            self.alarms.stop()
         self.archive.close()
+        self.life.close()
 
     def _job(self, slurper_id: str) -> None:
         scheduled = self._executor.scheduled_time(slurper_id)
         lag = None if scheduled is None else max(0.0, time.time() - scheduled)
-        self._queue.put(self.runner.run(self.runner.slurpers[slurper_id], lag))
+        self._enqueue(self.runner.run(self.runner.slurpers[slurper_id], lag), QUEUE_WAIT)
+
+    def _enqueue(self, result: RunResult, wait: float) -> None:
+        """Hand a result to the writer; if the queue stays full ``wait`` s, drop it (counted, said once)."""
+        try:
+            if wait > 0:
+                self._queue.put(result, timeout=wait)
+            else:
+                self._queue.put_nowait(result)
+        except queue.Full:
+            with self._totals_lock:
+                self.dropped += 1
+                self._dropped_round += 1
+            self._full.fail(
+                "writer: its queue is full (%d results: the archive is slower than the slurpers); "
+                "results are dropped until it catches up (slurpers with a checkpoint read them again)",
+                self._queue.maxsize, items=1,
+            )  # fmt: skip
 
     def _on_event(self, event: JobEvent) -> None:
         sid = event.job_id
@@ -173,7 +258,7 @@ class Service:
         else:
             msg = f"slurper {sid} job failed: {getattr(event, 'exception', '')}"
         log.warning("%s", msg)
-        self._queue.put(RunResult(sid, self.clock(), 0.0, error=msg))
+        self._enqueue(RunResult(sid, self.clock(), 0.0, error=msg), 0.0)  # the scheduler's thread never waits
 
     def _write_loop(self) -> None:
         next_sync = time.monotonic() + self.sync_interval
@@ -191,28 +276,31 @@ class Service:
                         break
             try:
                 self._write(batch)
-                if self.alarms is not None:
-                    self._alarms_do("tick", lambda: self.alarms.tick(self.clock()))  # type: ignore[union-attr]
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
+            self._round_done.set()  # heartbeat, WATCHDOG=1, /metrics gauges: see _life_loop
+
+    def _life_loop(self) -> None:
+        """The signs of life (database heartbeat, systemd's WATCHDOG=1, /metrics gauges) after each writer
+        round, in a thread of their own: a locked or unreachable database delays them, never the archive,
+        and a writer that is stuck sends none, so systemd restarts it."""
+        while not self._stop.is_set() or self._round_done.is_set():
+            if self._round_done.wait(1.0):
+                self._round_done.clear()
+                self.life.round(time.time(), self._queue.qsize())
 
     # -- the one-way flow: archive, then checkpoints, then alarms -------------------------------------
     def _write(self, results: Sequence[RunResult]) -> WriteResult:
         updates = [u for r in results for u in r.updates]
         updates += self.runner.health_updates(results)
-        lags = [r.lag for r in results if r.lag is not None]
-        if lags:
-            self.lags.extend(lags)
-            g = SeriesSpec("GAUGE", int(max(120, 2 * self.config.archive.step)), 0, None)
-            updates.append(Update(self.lag_metric, int(self.clock()), max(lags), g))
+        updates += self._health(results)
+        started = time.monotonic()
         res = self.archive.write(updates) if updates else WriteResult()
+        selfmetrics.record_write(time.monotonic() - started, res.written, res.skipped_old, len(res.errors))
+        selfmetrics.record_backlog(res.held, res.refused)
         with self._totals_lock:
-            self.totals.written += res.written
-            self.totals.skipped_old += res.skipped_old
-            self.totals.created += res.created
-            self.totals.errors.extend(res.errors[:100])
-        for mid, msg in res.errors:
-            log.error("archive: %s: %s", mid, msg)
+            self.totals.add(res)
+        self._log_errors(res, len(updates))
         failed = {mid for mid, _ in res.errors}
         for r in results:
             if r.error:
@@ -229,35 +317,68 @@ class Service:
                 except Exception:
                     log.exception("slurper %s: on_archived failed", r.slurper_id)
         if self.alarms is not None:  # a collector that does not evaluate has the inbox as its sink
-            obs = [o for r in results for o in r.observations if o.metric_id not in failed]
-            self._alarms_do("evaluation", lambda: self.alarms.observe(obs, self.clock()))  # type: ignore[union-attr]
+            obs: list[Observation] = [o for r in results for o in r.observations if o.metric_id not in failed]
+            self.alarms.submit(obs)
         return res
 
-    def _alarms_do(self, what: str, call: Callable[[], None]) -> bool:
-        """Run one alarm step; if the database is away, say so once, keep archiving, and recover later.
+    def _health(self, results: Sequence[RunResult]) -> list[Update]:
+        """Scheduling lag, the writer's queue and drops, the alarms' backlog and drops (rexmon/...)."""
+        now = int(self.clock())
+        g = SeriesSpec("GAUGE", int(max(120, 2 * self.config.archive.step)), 0, None)
+        out = []
+        lags = [r.lag for r in results if r.lag is not None]
+        if lags:
+            self.lags.extend(lags)
+            out.append(Update(self.lag_metric, now, max(lags), g))
+        with self._totals_lock:
+            dropped, self._dropped_round = self._dropped_round, 0
+        if not dropped and self._full.active:
+            self._full.ok("writer: caught up after %(seconds).0f s; %(items)d result(s) were dropped")
+        out.append(Update(self._health_id("writer", "queue"), now, self._queue.qsize(), g))
+        out.append(Update(self._health_id("writer", "dropped"), now, dropped, g))
+        if self.alarms is not None:
+            total = self.alarms.dropped
+            dropped, self._alarms_dropped = total - self._alarms_dropped, total
+            out.append(Update(self._health_id("alarms", "backlog"), now, self.alarms.backlog, g))
+            out.append(Update(self._health_id("alarms", "dropped"), now, dropped, g))
+        return out
 
-        Values are archived before this point, so nothing is lost; alarms judge the values that arrive
-        once the database answers again.
-        """
-        try:
-            call()
-        except Exception as exc:
-            self.alarm_failures += 1
-            if self._alarms_ok:
-                first = (str(exc).splitlines() or [""])[0][:300]
-                log.error(
-                    "alarms: %s failed (%s: %s); values are still archived, alarms resume when the "
-                    "database answers again", what, type(exc).__name__, first,
-                )  # fmt: skip
-            self._alarms_ok = False
-            return False
-        if not self._alarms_ok:
-            log.warning("alarms: the database answers again; evaluation resumed")
-        self._alarms_ok = True
-        return True
+    def _health_id(self, part: str, what: str) -> str:
+        """``rexmon/writer.queue``, or ``rexmon/writer.shard1of3.queue`` on one shard of a scale-out."""
+        return make_id(HEALTH, f"{part}.{self._health_part}{what}")
+
+    def _log_errors(self, res: WriteResult, attempted: int) -> None:
+        """A round the archive refused whole (rrdcached away, a read-only disk) starts an outage: one line
+        then, one when writes succeed again. Other errors: each distinct message at most once per
+        ERROR_QUIET seconds, at most ERRORS_LOGGED per round, so a broken file is not a line per round."""
+        if res.errors and res.written == 0 and res.skipped_old == 0:
+            self._refused.fail(
+                "archive: every write fails (%s: %s); values are not archived until it answers again "
+                "(slurpers with a checkpoint read their window again then); one line when it recovers",
+                res.errors[0][0], res.errors[0][1], items=attempted,
+            )  # fmt: skip
+            return
+        if res.written and self._refused.active:
+            self._refused.ok(
+                "archive: writes succeed again after %(seconds).0f s; %(count)d round(s), %(items)d value(s) "
+                "could not be archived meanwhile"
+            )
+        now = time.monotonic()
+        if len(self._logged) > 10 * ERRORS_LOGGED:
+            self._logged = {m: t for m, t in self._logged.items() if now - t < ERROR_QUIET}
+        shown = 0
+        for mid, msg in res.errors:
+            if shown >= ERRORS_LOGGED or now - self._logged.get(msg, -ERROR_QUIET) < ERROR_QUIET:
+                continue
+            self._logged[msg] = now
+            shown += 1
+            log.error("archive: %s: %s", mid, msg)
+        if len(res.errors) > shown and shown:
+            log.error("archive: %d more error(s) this round (each message is logged once per %.0f s)",
+                      len(res.errors) - shown, ERROR_QUIET)  # fmt: skip
 
 
-def _safe_close(s: Slurper) -> None:
+def _safe_close(s: Slurper[Any]) -> None:
     try:
         s.close()
     except Exception:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from downtime.db import upgrade
+from rexmon.cli import cli
 from rexmon.config import load
 from tests.fixtures.prometheus import Prometheus
 from tests.fixtures.smtp import SMTPReceiver, free_port
@@ -213,3 +217,38 @@ def test_collector_metrics_count_notifications_by_target_and_alarm_rounds(
     )
     assert any(n == "rexmon_outbox_backlog" for n, _ in samples)
     assert sum(v for (n, _), v in samples.items() if n == "rexmon_alarm_round_seconds_count") >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            '[scheduler]\nmetrics_listen = "9108"\n',
+            "[scheduler] metrics_listen: Value error, metrics_listen must",
+        ),
+        ('[scheduler]\nmetrics_listen = "host name:1"\n', "[scheduler] metrics_listen: Value error"),
+        ('[watchdog]\nmax_age = "soon"\n', "[watchdog] max_age"),
+        ("[watchdog]\nbark = true\n", "[watchdog] bark: unknown key"),
+    ],
+)
+def test_bad_ops_keys_are_config_errors_naming_the_key(
+    write_config: Callable[..., Path], runner: CliRunner, text: str, error: str
+) -> None:
+    result = runner.invoke(cli, ["--config", str(write_config(text)), "check"])
+    assert result.exit_code == 2 and error in result.output, result.output
+
+
+def test_a_metrics_listen_address_in_use_stops_the_collector_with_a_clear_error(
+    write_config: Callable[..., Path], tmp_path: Path, rexmon_process: Callable[..., Rexmon]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        run = rexmon_process(collector_config(write_config, tmp_path, port), "run")
+        assert run.proc is not None and run.proc.wait(60) == 1
+    log = run.log.read_text()
+    assert (
+        f"cannot serve [scheduler] metrics_listen = '127.0.0.1:{port}'" in log
+        and "Address already in use" in log
+    )

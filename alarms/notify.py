@@ -32,7 +32,9 @@ with warnings.catch_warnings():
         import imghdr  # noqa: F401
 
 from alarms.engine import Notice
+from alarms.state import SEVERITY_ORDER
 from alarms.store import AlarmStore, OutboxMessage, Pending
+from downtime.db import mask
 from rexmon import selfmetrics  # the outbox's backlog and deliveries by target, for /metrics
 
 log = logging.getLogger(__name__)
@@ -79,11 +81,8 @@ class Target:
         return not self.tags or not notice.tags or bool(self.tags & set(notice.tags))
 
     def masked(self) -> str:
-        """The URL as apprise shows it with privacy on (for logs)."""
-        plugin = apprise.Apprise.instantiate(self.url, suppress_exceptions=True)
-        if not plugin:
-            return self.url.split(":", 1)[0] + "://***"
-        return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+        """The URL as apprise shows it with privacy on (for logs), by the one URL masker."""
+        return mask(self.url)
 
 
 def targets_from_config(notify: Sequence[NotifyTargetLike]) -> list[Target]:
@@ -147,9 +146,6 @@ class Renderer:
         return subject, self.env.get_template("body.txt.j2").render(args).strip() + "\n"
 
 
-_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3}
-
-
 def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Renderer) -> list[OutboxMessage]:
     """One message per target for this round's notices (the worst severity names the message)."""
     out = []
@@ -158,7 +154,7 @@ def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Render
         if not mine:
             continue
         subject, body = renderer.render(mine)
-        worst = min((n.state for n in mine), key=lambda s: _ORDER[s])
+        worst = min((n.state for n in mine), key=lambda s: SEVERITY_ORDER[s])
         out.append(OutboxMessage(target.key, worst, subject, body, tuple(n.metric_id for n in mine)))
     return out
 

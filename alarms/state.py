@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 State = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
-STATES: tuple[State, ...] = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
-#: problems first: the order the overview sorts by
-SEVERITY_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3}
+STATES: tuple[State, ...] = typing.get_args(State)
+#: problems first: the order the overview, the CLI and a message's subject (its worst state) go by
+SEVERITY_ORDER: dict[str, int] = {s: i for i, s in enumerate(("CRITICAL", "UNKNOWN", "WARNING", "OK"))}
 
 
 @dataclass(frozen=True)

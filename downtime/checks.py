@@ -17,9 +17,9 @@ from pathlib import Path
 from dateutil import tz as dt_tz
 
 from downtime.timeparse import TimeParseError, check_time
+from downtime.windows import KINDS as KINDS
+from downtime.windows import SEVERITIES as SEVERITIES
 
-KINDS = ("planned", "unplanned")
-SEVERITIES = ("outage", "at-risk")
 #: the longest zone name, scope pattern, author, reason and ticket the database keeps
 MAX_ZONE, MAX_PATTERN, MAX_AUTHOR, MAX_REASON, MAX_TICKET = 64, 400, 200, 1000, 1000
 #: a glob over metric ids: the characters of ids (rrd.names) and of globs, at most one '/'

@@ -82,14 +82,28 @@ def _postgres_timeouts(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.commit()  # psycopg opens a transaction for the SETs; keep them out of the first one
 
 
-def mask(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    from sqlalchemy.engine import make_url
+#: the schemes of database URLs (SQLAlchemy dialects, with or without a +driver)
+_DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql"})
 
+
+def mask(url: str) -> str:
+    """The one URL masker: a URL fit for logs and pages. A database URL with its password as ***; a
+    notification URL as apprise shows it with privacy on (tokens in the path hidden too); a URL neither
+    can read keeps only its scheme, so masking never fails open."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"
+        if scheme.split("+", 1)[0].lower() in _DATABASE_SCHEMES:
+            from sqlalchemy.engine import make_url
+
+            return make_url(url).render_as_string(hide_password=True)
+        import apprise
+
+        plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        if plugin:
+            return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+    except Exception as exc:  # a URL that cannot be parsed: say so, never show it
+        log.debug("cannot mask a URL of scheme %r: %s", scheme, type(exc).__name__)
+    return f"{scheme}://***" if scheme else "<unreadable URL>"
 
 
 def alembic_config(engine: Engine) -> Any:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["outage", "at-risk"]
 Kind = Literal["planned", "unplanned"]
+SEVERITIES: tuple[Severity, ...] = typing.get_args(Severity)
+KINDS: tuple[Kind, ...] = typing.get_args(Kind)
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pdataclass
 
+from alarms.state import STATES, State
 from rexmon.config_alarms import AlarmRule as AlarmRule  # re-exported: ``[[alarm]]`` is part of Config
 from rexmon.config_alarms import AlarmsConfig as AlarmsConfig
 from rexmon.config_alarms import flap_errors
@@ -44,8 +45,8 @@ MAX_OUTPUT_RANGE = (1024, 1 << 30)
 MAX_METRICS_RANGE = (1, 1_000_000)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _STRICT = ConfigDict(extra="forbid")
-Severity = Literal["WARNING", "CRITICAL", "UNKNOWN", "OK"]
-SEVERITIES: tuple[Severity, ...] = ("WARNING", "CRITICAL", "UNKNOWN", "OK")
+Severity = State  # a [[notify]] target's severities are alarm states (alarms/state.py defines them)
+SEVERITIES: tuple[Severity, ...] = STATES
 
 
 class ConfigError(Exception):
@@ -312,7 +313,6 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
     slurpers = _load_slurpers(arrays["slurper"], reg, errors)
     if sections["archive"] is not None:
         errors += _retention_steps(slurpers, sections["archive"].step)
-        errors += _bucket_steps(slurpers, sections["archive"].step)
     alarms = _load_alarms(arrays["alarm"], sections["alarms"], merged.get("alarms", {}), origin, main, errors)
     notify = tuple(
         n
@@ -474,16 +474,6 @@ def _retention_steps(slurpers: Iterable[SlurperConfig], step: int) -> list[str]:
                 parse_retention(sc.retention).check(step)
             except RetentionError as exc:
                 errors.append(f"{sc.source}: [[slurper]] {sc.id!r}: retention: {exc}")
-    return errors
-
-
-def _bucket_steps(slurpers: Iterable[SlurperConfig], step: int) -> list[str]:
-    """A slurper that writes back-dated buckets (its ``step`` setting: dcache) must use the archive's."""
-    errors = []
-    for sc in slurpers:
-        own = getattr(sc.settings, "step", None)
-        if isinstance(own, int) and own != step:
-            errors.append(f"{sc.source}: [[slurper]] {sc.id!r}: step: {own} must equal [archive] step {step}")
     return errors
 
 

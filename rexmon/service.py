@@ -82,6 +82,10 @@ class Totals:
         self.recent.extend(res.errors[-RECENT_ERRORS:])
 
 
+class SchedulerEvent(RunResult):
+    """A run the scheduler missed or skipped: archived as a failed run, logged in an episode."""
+
+
 class Service:
     """The long-running collector: ``rexmon run``."""
 
@@ -138,6 +142,11 @@ class Service:
         self._refused = Episode(log)
         self._logged: dict[str, float] = {}
         self._alarms_dropped = 0
+        #: per slurper: the error last logged and when (bounded by the number of slurpers)
+        self._run_errors: dict[str, tuple[str, float]] = {}
+        #: runs the scheduler missed or skipped (overloaded, or a run beyond its interval)
+        self._late = Episode(log)
+        self._late_round = 0
 
     @property
     def alarm_failures(self) -> int:
@@ -189,6 +198,9 @@ class Service:
 
     # -- daemon -----------------------------------------------------------------------------------
     def start(self) -> None:
+        # APScheduler logs every run (INFO) and every missed or skipped one (WARNING); the service counts
+        # those in episodes instead, so a busy collector's log stays readable
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         jitter = self.config.scheduler.jitter
         for s in self.runner.slurpers.values():
             s.start()
@@ -257,8 +269,14 @@ class Service:
             msg = f"slurper {sid} missed its run time (scheduler overloaded?)"
         else:
             msg = f"slurper {sid} job failed: {getattr(event, 'exception', '')}"
-        log.warning("%s", msg)
-        self._enqueue(RunResult(sid, self.clock(), 0.0, error=msg), 0.0)  # the scheduler's thread never waits
+        with self._totals_lock:
+            self._late_round += 1
+        self._late.fail(
+            "scheduler: %s; such runs are counted, not logged one by one, until it keeps up", msg,
+            items=1, level=logging.WARNING,
+        )  # fmt: skip
+        result = SchedulerEvent(sid, self.clock(), 0.0, error=msg)
+        self._enqueue(result, 0.0)  # the scheduler's thread never waits
 
     def _write_loop(self) -> None:
         next_sync = time.monotonic() + self.sync_interval
@@ -278,12 +296,13 @@ class Service:
                 self._write(batch)
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
-            self._round_done.set()  # heartbeat, WATCHDOG=1, /metrics gauges: see _life_loop
+            self.life.ping(self._queue.qsize())  # WATCHDOG=1 and /metrics gauges from the writer itself
+            self._round_done.set()  # the database heartbeat: see _life_loop
 
     def _life_loop(self) -> None:
-        """The signs of life (database heartbeat, systemd's WATCHDOG=1, /metrics gauges) after each writer
-        round, in a thread of their own: a locked or unreachable database delays them, never the archive,
-        and a writer that is stuck sends none, so systemd restarts it."""
+        """The database heartbeat after each writer round, in a thread of its own: a locked or unreachable
+        database delays it, never the archive nor systemd's WATCHDOG=1 (the writer pings, so a writer that
+        is stuck sends none and systemd restarts it)."""
         while not self._stop.is_set() or self._round_done.is_set():
             if self._round_done.wait(1.0):
                 self._round_done.clear()
@@ -304,8 +323,10 @@ class Service:
         failed = {mid for mid, _ in res.errors}
         for r in results:
             if r.error:
-                log.error("%s", r.error)
+                self._log_run_error(r)
                 continue
+            if self._run_errors.pop(r.slurper_id, None) is not None:
+                log.warning("slurper %s: runs succeed again", r.slurper_id)
             if any(u.metric_id in failed for u in r.updates):
                 continue  # not committed: the next run fetches this window again
             if r.new_state is not None:
@@ -334,6 +355,12 @@ class Service:
             dropped, self._dropped_round = self._dropped_round, 0
         if not dropped and self._full.active:
             self._full.ok("writer: caught up after %(seconds).0f s; %(items)d result(s) were dropped")
+        with self._totals_lock:
+            late, self._late_round = self._late_round, 0
+        if not late and self._late.active:
+            self._late.ok(
+                "scheduler: on time again after %(seconds).0f s; %(items)d run(s) missed or skipped"
+            )
         out.append(Update(self._health_id("writer", "queue"), now, self._queue.qsize(), g))
         out.append(Update(self._health_id("writer", "dropped"), now, dropped, g))
         if self.alarms is not None:
@@ -342,6 +369,17 @@ class Service:
             out.append(Update(self._health_id("alarms", "backlog"), now, self.alarms.backlog, g))
             out.append(Update(self._health_id("alarms", "dropped"), now, dropped, g))
         return out
+
+    def _log_run_error(self, r: RunResult) -> None:
+        """A slurper's error: logged when new or changed, else again only every ERROR_QUIET seconds (a
+        source down for a day is not 86,400 lines); scheduler events are counted in their episode."""
+        if isinstance(r, SchedulerEvent):
+            return
+        now = time.monotonic()
+        last = self._run_errors.get(r.slurper_id)
+        if last is None or last[0] != r.error or now - last[1] >= ERROR_QUIET:
+            log.error("%s", r.error)
+            self._run_errors[r.slurper_id] = (r.error or "", now)
 
     def _health_id(self, part: str, what: str) -> str:
         """``rexmon/writer.queue``, or ``rexmon/writer.shard1of3.queue`` on one shard of a scale-out."""

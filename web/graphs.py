@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, render_template, request, url_for
 
+from alarms.catalogue import MetricMeta
 from rrd.graph import GraphError, GraphSpec, Rule, check_zone
 from rrd.names import MetricIdError, check_id
 from rrd.spec import MetricNotFound
@@ -196,7 +197,8 @@ def _base(row: MetricRow) -> int:
 def group_image(slurper: str, fmt: str) -> Response:
     group = request.args.get("group", "")
     unit = request.args.get("unit")
-    ids = [m for m in _slurper_ids(slurper) if group_of(m.split("/", 1)[1]) == group]
+    meta = monitor().meta()  # the graph key the collector recorded (MetricSpec.graph, Munin's graph)
+    ids = [m for m in _slurper_ids(slurper) if _graph_key(m, meta) == group]
     ov = monitor().overview(ids).slurpers
     rows = sorted((r for s in ov for r in s.metrics), key=lambda r: r.name)
     if unit is None and rows:  # without ``unit``: the group's first unit, never two units on one axis
@@ -206,6 +208,12 @@ def group_image(slurper: str, fmt: str) -> Response:
         abort(404, f"no metrics in group {group!r} of slurper {slurper}")
     title = f"{slurper} {group}".strip()
     return _image([r.metric_id for r in rows], fmt, title, series_rules(rows), unit or "", _base(rows[0]))
+
+
+def _graph_key(mid: str, meta: Mapping[str, MetricMeta]) -> str:
+    """The graph a metric is drawn in, as its row says (``MetricRow.group``)."""
+    known = meta.get(mid)
+    return (known.graph if known else "") or group_of(mid.split("/", 1)[1])
 
 
 def series_rules(rows: Sequence[MetricRow]) -> list[Rule]:

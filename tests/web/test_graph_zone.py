@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -129,3 +130,18 @@ def test_a_crashed_drawing_process_fails_one_image_then_drawing_resumes(tmp_path
     with pytest.raises(GraphError, match="drawing process died"):
         renderer.render(spec, use_cache=False)
     assert renderer.render(spec, use_cache=False).data == first
+
+
+def test_a_declared_graph_key_draws_its_own_metrics(site: Site) -> None:
+    """Munin's memory graph holds fields named active, free...: the graph key is not a name prefix."""
+    from tests.web.test_browser_graphs import record_meta
+
+    record_meta(site, {"df/_dev_sda1": ("%", 1000, "disk usage"), "df/_dev_sdb1": ("%", 1000, "disk usage")})
+    client = site.client()
+    page = client.get("/graph/df?period=day").get_data(as_text=True)
+    assert 'id="g-disk usage"' in page
+    src = re.search(r'<img class="graph" src="([^"]+)"', page)
+    assert src and "group=disk+usage" in src.group(1)
+    r = client.get(src.group(1).replace("&amp;", "&"))
+    assert r.status_code == 200 and r.data.startswith(b"\x89PNG")
+    assert client.get("/img/df.png?group=nothing&period=day").status_code == 404

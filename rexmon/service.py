@@ -296,7 +296,6 @@ class Service:
                 self._write(batch)
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
-            self.life.ping(self._queue.qsize())  # WATCHDOG=1 and /metrics gauges from the writer itself
             self._round_done.set()  # the database heartbeat: see _life_loop
 
     def _life_loop(self) -> None:
@@ -316,7 +315,6 @@ class Service:
         started = time.monotonic()
         res = self.archive.write(updates) if updates else WriteResult()
         selfmetrics.record_write(time.monotonic() - started, res.written, res.skipped_old, len(res.errors))
-        selfmetrics.record_backlog(res.held, res.refused)
         with self._totals_lock:
             self.totals.add(res)
         self._log_errors(res, len(updates))

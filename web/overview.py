@@ -9,13 +9,20 @@ page shows as items: the metrics that need someone, the silenced ones and the gr
 from __future__ import annotations
 
 import hashlib
+import logging
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Engine, Table, select
 
 from alarms.catalogue import MetricMeta
-from alarms.state import MetricState
+from alarms.store import AlarmStateRow
 from downtime.index import DowntimeIndex
-from web.data import ICONS, Monitor, group_of, icon_for
+from web.data import ICONS, Monitor, group_of
+
+log = logging.getLogger(__name__)
 
 #: states that need someone, in the order the page lists them
 PROBLEMS: tuple[str, ...] = ("critical", "unknown", "warning", "stale")
@@ -24,14 +31,37 @@ SILENCED: tuple[str, ...] = ("acknowledged", "downtime")
 _RANK = {icon: i for i, icon in enumerate(ICONS)}
 
 
-@dataclass(frozen=True)
-class Item:
-    """A metric as the summary knows it: no value, just its icon."""
+class Item(NamedTuple):
+    """A metric as the summary knows it: no value, just its icon (a tuple: 100,000 are made a request)."""
 
     metric_id: str
     name: str
     icon: str
     state: str
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The part of an engine state the overview's icon needs (one narrow read per request)."""
+
+    state: str
+    stale: bool
+    acked: bool
+    downtime_id: int | None
+
+
+class Lookup:
+    """What a group needs to list its items on demand: the ids, their shapes and non-grey icons."""
+
+    def __init__(
+        self, ids: Sequence[str], shapes: Shapes, icons: Mapping[int, str], judged: Mapping[str, Judged]
+    ):
+        self.ids, self.shapes, self.icons, self.judged = ids, shapes, icons, judged
+
+    def item(self, k: int) -> Item:
+        mid = self.ids[k]
+        j = self.judged.get(mid)
+        return Item(mid, self.shapes.names[k], self.icons.get(k, "unjudged"), j.state if j else "UNJUDGED")
 
 
 @dataclass
@@ -40,12 +70,20 @@ class Group:
 
     slurper: str
     graph: str
-    items: list[Item] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: indices of the group's metrics in the summary's ids (the filtered ones, with a filter)
+    members: list[int] = field(default_factory=list)
+    lookup: Lookup | None = None
 
     @property
     def key(self) -> str:
         return f"{self.slurper}/{self.graph}"
+
+    @property
+    def items(self) -> list[Item]:
+        """The group's metrics, made when asked (a folded group never is)."""
+        lookup = self.lookup
+        return [] if lookup is None else [lookup.item(k) for k in self.members]
 
     @property
     def worst(self) -> str:
@@ -109,46 +147,77 @@ class Summary:
     matched: int = 0
 
 
+class Shapes:
+    """Which slurper and graph group each metric id belongs to, kept while the ids and catalogue hold.
+
+    At 100,000 metrics splitting ids and looking up graph keys is most of a request; both change only
+    when a file or a catalogue row is added.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int] | None = None
+        self._ids: Sequence[str] = ()
+        self.names: list[str] = []
+        #: per id: the index of its group in ``groups``; per group: (slurper, graph) and its members
+        self.group_of: list[int] = []
+        self.groups: list[tuple[str, str]] = []
+        self.members: list[list[int]] = []
+        self.index: dict[str, int] = {}
+
+    def update(self, ids: Sequence[str], meta: Mapping[str, MetricMeta]) -> Shapes:
+        key = (id(meta), len(ids))
+        if key == self._key and ids == self._ids:
+            return self
+        numbers: dict[tuple[str, str], int] = {}
+        self.names, self.group_of, self.groups, self.members = [], [], [], []
+        for k, mid in enumerate(ids):
+            slurper, _, name = mid.partition("/")
+            m = meta.get(mid)
+            gkey = (slurper, m.graph if m is not None and m.graph else group_of(name))
+            g = numbers.get(gkey)
+            if g is None:
+                g = numbers[gkey] = len(self.groups)
+                self.groups.append(gkey)
+                self.members.append([])
+            self.members[g].append(k)
+            self.names.append(name)
+            self.group_of.append(g)
+        self.index = {mid: k for k, mid in enumerate(ids)}
+        self._key, self._ids = key, ids
+        return self
+
+
 def summarize(
     ids: Sequence[str],
-    states: Mapping[str, MetricState],
-    meta: Mapping[str, MetricMeta],
+    judged: Mapping[str, Judged],
+    shapes: Shapes,
     current: DowntimeIndex,
     now: float,
     want: Filter = EVERYTHING,
 ) -> Summary:
-    """Group ``ids`` by slurper and graph; count icons (over every metric, whatever ``want`` keeps)."""
+    """Group ``ids`` by slurper and graph; count icons (over every metric, whatever ``want`` keeps).
+
+    Only metrics that are not plain unjudged cost anything: the judged ones, and with downtimes in
+    force every id (a downtime's scope is a glob).
+    """
+    icons = _icons(ids, judged, shapes, current, now)
     counts = dict.fromkeys(ICONS, 0)
-    slurpers: dict[str, SlurperSummary] = {}
-    groups: dict[tuple[str, str], Group] = {}
+    counts["unjudged"] = len(ids) - len(icons)
+    for icon in icons.values():
+        counts[icon] += 1
+    lookup = Lookup(ids, shapes, icons, judged)
+    members = _filtered(lookup, want) if want.active else shapes.members
+    slurpers = _slurpers(lookup, members)
     attention: list[Item] = []
     silenced: list[Item] = []
-    matched = 0
-    for mid in ids:
-        slurper, _, name = mid.partition("/")
-        state = states.get(mid)
-        icon, _ = icon_for(mid, state, current, now)
-        counts[icon] += 1
-        item = Item(mid, name, icon, state.state if state else "UNJUDGED")
-        if want.active and not want.keeps(item):
-            continue
-        matched += 1
-        m = meta.get(mid)
-        graph = m.graph if m is not None and m.graph else group_of(name)
-        group = groups.get((slurper, graph))
-        if group is None:
-            group = groups[slurper, graph] = Group(slurper, graph)
-            slurpers.setdefault(slurper, SlurperSummary(slurper)).groups.append(group)
-        group.items.append(item)
-        group.counts[icon] = group.counts.get(icon, 0) + 1
+    matched = sum(len(m) for m in members)
+    for k in sorted({k for g in members for k in g} if want.active else icons):
+        icon = icons.get(k, "unjudged")
         if icon in PROBLEMS:
-            attention.append(item)
+            attention.append(lookup.item(k))
         elif icon in SILENCED:
-            silenced.append(item)
+            silenced.append(lookup.item(k))
     for s in slurpers.values():
-        for g in s.groups:
-            for icon, n in g.counts.items():
-                s.counts[icon] = s.counts.get(icon, 0) + n
         s.groups.sort(key=lambda g: (_RANK[g.worst], g.graph))
     ordered = sorted(slurpers.values(), key=lambda s: (_RANK[s.worst], s.id))
     attention.sort(key=lambda i: (_RANK[i.icon], i.metric_id))
@@ -156,12 +225,97 @@ def summarize(
     return Summary(ordered, counts, attention, silenced, now, matched)
 
 
-def summary(monitor: Monitor, want: Filter = EVERYTHING) -> tuple[Summary, dict[str, MetricState]]:
-    """The summary of every metric of ``monitor``'s archive (and the states it was built from)."""
+def _icons(
+    ids: Sequence[str], judged: Mapping[str, Judged], shapes: Shapes, current: DowntimeIndex, now: float
+) -> dict[int, str]:
+    """The icon of every metric that is not plain unjudged, by index."""
+    icons: dict[int, str] = {}
+    covering = current.covering if current.windows else None
+    if covering is not None:
+        for k, mid in enumerate(ids):
+            icon = _icon(mid, judged.get(mid), covering, now)
+            if icon != "unjudged":
+                icons[k] = icon
+        return icons
+    index = shapes.index
+    for mid, j in judged.items():
+        found = index.get(mid)
+        if found is not None:  # a state of a metric whose file is gone is not shown
+            icons[found] = _icon(mid, j, None, now)
+    return icons
+
+
+def _slurpers(lookup: Lookup, members: Sequence[list[int]]) -> dict[str, SlurperSummary]:
+    """Groups with their counts, under their slurpers (groups with no member kept are left out)."""
+    shapes, icons = lookup.shapes, lookup.icons
+    slurpers: dict[str, SlurperSummary] = {}
+    for g, (slurper, graph) in enumerate(shapes.groups):
+        kept = members[g]
+        if not kept:
+            continue
+        gcounts: dict[str, int] = {}
+        for k in kept:
+            icon = icons.get(k)
+            if icon is not None:
+                gcounts[icon] = gcounts.get(icon, 0) + 1
+        plain = len(kept) - sum(gcounts.values())
+        if plain:
+            gcounts["unjudged"] = plain
+        summ = slurpers.get(slurper)
+        if summ is None:
+            summ = slurpers[slurper] = SlurperSummary(slurper)
+        summ.groups.append(Group(slurper, graph, gcounts, kept, lookup))
+        for icon, n in gcounts.items():
+            summ.counts[icon] = summ.counts.get(icon, 0) + n
+    return slurpers
+
+
+def _filtered(lookup: Lookup, want: Filter) -> list[list[int]]:
+    """Each group's members that ``want`` keeps (a filter looks at every metric)."""
+    return [[k for k in group if want.keeps(lookup.item(k))] for group in lookup.shapes.members]
+
+
+def _icon(mid: str, j: Judged | None, covering: Any, now: float) -> str:
+    """What :func:`web.data.icon_for` decides, from the narrow :class:`Judged` read."""
+    if j is None:
+        return "downtime" if covering is not None and covering(mid, now) else "unjudged"
+    if j.downtime_id is not None or (covering is not None and covering(mid, now)):
+        return "downtime"
+    if j.acked and j.state != "OK":
+        return "acknowledged"
+    if j.stale and j.state != "CRITICAL":
+        return "stale"
+    return j.state.lower()
+
+
+def read_judged(db: Engine) -> dict[str, Judged]:
+    """The engine's states, only the columns the icons need (a tenth of loading the full records)."""
+    t = cast(Table, AlarmStateRow.__table__)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(select(t.c.metric_id, t.c.state, t.c.stale, t.c.acked, t.c.downtime_id)).all()
+    except Exception as exc:  # an unmigrated or unreachable database: show the archive alone
+        log.warning("alarm states unavailable: %s", exc)
+        return {}
+    return {r[0]: Judged(r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows}
+
+
+def summary(monitor: Monitor, want: Filter = EVERYTHING) -> Summary:
+    """The summary of every metric of ``monitor``'s archive."""
     now = monitor.clock()
-    states = monitor.states()
-    built = summarize(monitor.metric_ids(), states, monitor.meta(), monitor.current(now), now, want)
-    return built, states
+    ids = monitor.metric_ids()
+    shapes = _shapes(monitor).update(ids, monitor.meta())
+    return summarize(ids, read_judged(monitor.engine), shapes, monitor.current(now), now, want)
+
+
+_SHAPES: weakref.WeakKeyDictionary[Monitor, Shapes] = weakref.WeakKeyDictionary()
+
+
+def _shapes(monitor: Monitor) -> Shapes:
+    found = _SHAPES.get(monitor)
+    if found is None:
+        found = _SHAPES[monitor] = Shapes()
+    return found
 
 
 def digest(text: str) -> str:

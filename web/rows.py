@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from web.context import fmt_time
 from web.data import MetricRow
-from web.overview import Group
+from web.overview import Group, SlurperSummary
 
 
 def metric_title(m: MetricRow) -> str:
@@ -54,6 +54,7 @@ class Links:
     graph_root: str  # + "<slurper>/<metric>" -> a metric's page
     slurper_root: str  # + "<slurper>" -> a slurper's page
     group_body: str  # + quoted key -> a collapsed group's items
+    slurper_body: str  # + quoted id -> a folded slurper's group lines
     image_root: str  # + "<slurper>.png?group=..." -> a group's thumbnail
 
 
@@ -75,12 +76,12 @@ def group_block(
     if rows is None:
         return (
             f'<li class="group" data-key="{key}" data-worst="{worst}"><details>{head}'
-            f'<div class="group-body" data-src="{src}"></div></details></li>'
+            f'<div class="group-body lazy" data-src="{src}"></div></details></li>'
         )
     body = group_body(group, [rows[i.metric_id] for i in group.items if i.metric_id in rows], svgs, links)
     return (
         f'<li class="group" data-key="{key}" data-worst="{worst}"><details open>{head}'
-        f'<div class="group-body" data-src="{src}" data-loaded="1">{body}</div></details></li>'
+        f'<div class="group-body lazy" data-src="{src}" data-loaded="1">{body}</div></details></li>'
     )
 
 
@@ -108,3 +109,26 @@ def group_body(group: Group, rows: Sequence[MetricRow], svgs: Mapping[str, str],
         f'{escape(group.key)}" src="{escape(thumb)}"></a>'
         f'<ul class="metrics">{metric_items(rows, links.graph_root, svgs)}</ul>{more}'
     )
+
+
+def slurper_block(
+    s: SlurperSummary, groups: str | None, svgs: Mapping[str, str], links: Links, order: Sequence[str]
+) -> str:
+    """A slurper's section: worst icon, link, counts, and its groups' lines.
+
+    ``groups`` None: folded (nothing in it needs someone); its lines are fetched when it is opened.
+    """
+    sid = escape(s.id)
+    head = (
+        f'<span class="worst">{svgs[s.worst]}</span><a href="{escape(links.slurper_root + quote(s.id))}">'
+        f'{sid}</a><span class="chips">{chips(s.counts, svgs, order)}</span>'
+        f'<span class="n">{sum(s.counts.values())} metrics, {len(s.groups)} groups</span>'
+    )
+    if groups is None:
+        src = escape(links.slurper_body + quote(s.id, safe=""))
+        return (
+            f'<section class="slurper folded" data-slurper="{sid}"><details><summary><h2>{head}</h2>'
+            f'</summary><ul class="groups lazy" data-src="{src}"></ul></details></section>'
+        )
+    body = f'<ul class="groups">{groups}</ul>'
+    return f'<section class="slurper" data-slurper="{sid}"><h2>{head}</h2>{body}</section>'

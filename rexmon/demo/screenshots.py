@@ -6,6 +6,7 @@ Playwright drives the system's Chromium; it never downloads a browser.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -31,7 +32,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 GRAPH_PATH = "/graph/" + BREACHING + "?period=week"
+#: a Munin slurper whose graphs have units with IEC prefixes (memory in bytes, --base 1024)
+GROUP_PATH = "/graph/memory?period=day"
 VIEWPORT = {"width": 1280, "height": 900}
+#: a phone held upright
+PHONE = {"width": 400, "height": 860}
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,12 @@ class Shots:
     graph: Path
     breaching_icon: str
     image_width: int
+    #: the slurper page of GROUP_PATH and the metric page at 400 px
+    group: Path | None = None
+    phone: Path | None = None
+    #: the interactive graph's y-axis labels as drawn, and whether the 400 px page scrolls sideways
+    y_ticks: tuple[str, ...] = ()
+    phone_scrolls: bool = False
 
 
 @contextmanager
@@ -62,8 +73,15 @@ def breaching_selector(metric_id: str = BREACHING) -> str:
     return f'li.metric[data-id="{metric_id}"] svg.icon'
 
 
+_IMAGES_LOADED = (
+    "() => [...document.querySelectorAll('img.graph')].every(i => i.complete && i.naturalWidth > 0)"
+)
+_CHART_DRAWN = "() => { const c = document.getElementById('chart'); return c && c.dataset.yTicks; }"
+
+
 def capture(chromium: Any, url: str, out_dir: Path, timeout_ms: float = 120_000) -> Shots:
-    """Overview (waiting for the breaching metric's alert icon) and the week graph of that metric."""
+    """Overview (waiting for the breaching metric's alert icon), the week graph of that metric, a
+    slurper's graph groups with units, and the metric page on a 400 px phone."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = url.rstrip("/")
     page = chromium.new_page(viewport=VIEWPORT)
@@ -72,16 +90,38 @@ def capture(chromium: Any, url: str, out_dir: Path, timeout_ms: float = 120_000)
         overview = out_dir / "overview.png"
         page.screenshot(path=str(overview))
         page.goto(base + GRAPH_PATH)
-        page.wait_for_function(
-            "() => { const i = document.querySelector('img.graph'); return i && i.complete; }",
-            timeout=timeout_ms,
-        )
+        page.wait_for_function(_IMAGES_LOADED, timeout=timeout_ms)
+        page.wait_for_function(_CHART_DRAWN, timeout=timeout_ms)
         width = int(page.locator("img.graph").first.evaluate("img => img.naturalWidth"))
+        ticks = tuple(json.loads(page.locator("#chart").get_attribute("data-y-ticks") or "[]"))
         graph = out_dir / "graph.png"
         page.screenshot(path=str(graph), full_page=True)
+        page.goto(base + GROUP_PATH)
+        page.locator("img.graph").evaluate_all("imgs => imgs.forEach(i => { i.loading = 'eager'; })")
+        page.wait_for_function(_IMAGES_LOADED, timeout=timeout_ms)
+        group = out_dir / "group.png"
+        page.screenshot(path=str(group))
     finally:
         page.close()
-    return Shots(overview, graph, icon, width)
+    phone, scrolls = _phone(chromium, base, out_dir, timeout_ms)
+    return Shots(overview, graph, icon, width, group, phone, ticks, scrolls)
+
+
+def _phone(chromium: Any, base: str, out_dir: Path, timeout_ms: float) -> tuple[Path, bool]:
+    """The metric page at 400 px; True when it is wider than the screen (it must not be)."""
+    page = chromium.new_page(viewport=PHONE)
+    try:
+        page.goto(base + GRAPH_PATH)
+        page.wait_for_function(_CHART_DRAWN, timeout=timeout_ms)
+        page.wait_for_function(_IMAGES_LOADED, timeout=timeout_ms)
+        scrolls = bool(
+            page.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth")
+        )
+        phone = out_dir / "phone.png"
+        page.screenshot(path=str(phone))
+    finally:
+        page.close()
+    return phone, scrolls
 
 
 def _wait_for_alarm(page: Any, url: str, timeout_ms: float) -> str:

@@ -42,6 +42,10 @@ def test_overview_shows_the_breaching_metric_and_graph_loads(chromium: Any, demo
     assert shots.breaching_icon in ("WARNING", "CRITICAL")
     assert shots.image_width > 0
     assert shots.overview.stat().st_size > 0 and shots.graph.stat().st_size > 0
+    assert shots.group is not None and shots.group.stat().st_size > 0
+    assert shots.phone is not None and shots.phone.stat().st_size > 0
+    assert not shots.phone_scrolls, "the metric page scrolls sideways at 400 px"
+    assert len(shots.y_ticks) >= 2 and all(t.strip() for t in shots.y_ticks), shots.y_ticks
 
 
 def test_graphs_are_full_at_once(demo: Demo) -> None:

@@ -332,7 +332,16 @@ def test_anonymous_visitors_see_how_to_sign_in(chromium: Any, browser_site: tupl
 
 
 @pytest.mark.parametrize(
-    "path", ["/graph/df/_dev_sda1?period=day", f"/graph/{BIG}?period=week", "/", "/graph/condor"]
+    "path",
+    [
+        "/graph/df/_dev_sda1?period=day",
+        f"/graph/{BIG}?period=week",
+        "/",
+        "/graph/condor",
+        "/graph/net",
+        "/downtimes",
+        "/downtimes/new",
+    ],
 )
 def test_no_horizontal_scroll_at_400_px(chromium: Any, browser_site: tuple[Site, str], path: str) -> None:
     site, url = browser_site

@@ -57,7 +57,7 @@ def test_rexmon_web_serves_the_overview(write_config: Callable[..., Path], tmp_p
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(0.1)
-        assert 'data-slurper="condor"' in html and 'data-key="load/"' in html
+        assert 'data-slurper="condor"' in html and 'data-slurper="load"' in html
         assert '<span class="count-name">OK</span>' in html
     finally:
         proc.terminate()

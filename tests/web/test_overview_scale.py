@@ -82,8 +82,11 @@ def test_groups_that_need_nobody_are_folded_and_filled_when_opened(site: Site) -
     engine.dispose()
     html = site.client().get("/").get_data(as_text=True)
     assert re.search(r'data-key="condor/schedd.s1" data-worst="warning"><details open>', html)
-    assert re.search(r'data-key="df/" data-worst="unjudged"><details><summary>', html)
+    assert '<section class="slurper folded" data-slurper="df">' in html  # nothing there needs anyone
     assert 'data-id="df/_dev_sda1"' not in html
+    lines = site.client().get("/overview/slurper/df").get_data(as_text=True)
+    assert re.search(r'data-key="df/" data-worst="unjudged"><details><summary>', lines)
+    assert site.client().get("/overview/slurper/nope").status_code == 404
     body = site.client().get("/overview/group/df%2F").get_data(as_text=True)
     assert 'data-id="df/_dev_sda1"' in body and 'data-id="df/_dev_sdb1"' in body
     assert site.client().get("/overview/group/nope%2Fx").status_code == 404

@@ -18,9 +18,11 @@ def test_overview_lists_every_slurper_and_metric_with_icons(client: FlaskClient)
     html = client.get("/").get_data(as_text=True)
     # without alarm states nothing is judged: no metric is OK, and the web does not call one stale
     assert _slurper_order(html) == sorted(_slurper_order(html)) == ["condor", "df", "load", "old"]
-    for key in ("condor/schedd.s1", "df/", "load/", "old/"):  # groups, folded: nothing needs someone
-        assert re.search(f'<li class="group" data-key="{key}" data-worst="unjudged"><details>', html)
-    assert "data-id=" not in html  # no item of a folded group is on the page
+    for sid in ("condor", "df", "load", "old"):  # folded: nothing in them needs someone
+        assert f'<section class="slurper folded" data-slurper="{sid}"><details><summary>' in html
+    assert "data-id=" not in html and "data-key=" not in html  # their groups come when opened
+    lines = client.get("/overview/slurper/condor").get_data(as_text=True)
+    assert re.search('<li class="group" data-key="condor/schedd.s1" data-worst="unjudged"><details>', lines)
     html = client.get("/?q=/").get_data(as_text=True)  # a filter opens the groups it keeps
     for mid in ("condor/schedd.s1.running", "df/_dev_sda1", "load/load", "old/temperature"):
         assert f'data-id="{mid}"' in html

@@ -28,7 +28,7 @@
   }
 
   function fill(details) {
-    var body = details.querySelector(".group-body");
+    var body = details.querySelector(":scope > .lazy");
     if (!body || body.dataset.loaded) return;
     body.dataset.loaded = "1";
     fetch(body.dataset.src + "?" + params().toString(), { credentials: "same-origin" })
@@ -37,10 +37,11 @@
       .catch(function (e) { body.dataset.loaded = ""; body.textContent = "could not load (" + e.message + ")"; });
   }
 
-  function reopen() {
-    root.querySelectorAll("li.group").forEach(function (li) {
-      var d = li.querySelector("details");
-      if (opened[li.dataset.key] && !d.open) { d.open = true; fill(d); }
+  function reopen() {  // folded slurpers first: their groups appear once they are filled
+    root.querySelectorAll("section.slurper.folded, li.group").forEach(function (el) {
+      var d = el.querySelector(":scope > details");
+      var key = el.dataset.key || "slurper:" + el.dataset.slurper;
+      if (d && opened[key] && !d.open) { d.open = true; fill(d); }
     });
   }
 
@@ -92,7 +93,7 @@
     var all = ev.target.closest(".load-all");
     if (all) {
       ev.preventDefault();
-      var body = all.closest(".group-body");
+      var body = all.closest(".lazy");
       fetch(all.dataset.src, { credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
         .then(function (html) { body.innerHTML = html; })
@@ -110,8 +111,8 @@
   });
   root.addEventListener("toggle", function (ev) {
     var d = ev.target;
-    if (!d.matches || !d.matches("li.group > details")) return;
-    var key = d.parentNode.dataset.key;
+    if (!d.matches || !d.querySelector(":scope > .lazy")) return;
+    var key = d.parentNode.dataset.key || "slurper:" + d.parentNode.dataset.slurper;
     if (d.open) { opened[key] = true; fill(d); } else { delete opened[key]; }
   }, true);
   document.querySelector(".filter-go").classList.add("hidden");

@@ -1,69 +1,116 @@
-"""Match one metric id against many glob patterns fast: bucket patterns by their literal slurper part."""
+"""The one glob index of rexmon: which of many items (alarm rules, downtime windows) have a glob pattern
+matching a metric id, without trying every pattern on every id.
+
+Trying every metric against every pattern is 10^8 regex calls at 1,000 downtimes x 100,000 metrics. A
+metric id has exactly one ``/``, so a pattern with one ``/`` splits into a slurper glob and a metric
+glob: the slurper glob is resolved once per distinct slurper id (a few hundred), and the metric globs
+that apply to a slurper are bucketed by their literal prefix, so a metric meets only the patterns whose
+prefix it starts with. Patterns without exactly one ``/`` (``*``, ``condor*``) are matched against the
+whole id the same way. Each distinct glob is compiled and tried once however many items share it, and
+answers are cached per metric id. Matching is ``fnmatch``'s, case-sensitive.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from fnmatch import translate
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-_GLOB_CHARS = frozenset("*?[")
+_WILD = re.compile(r"[*?\[]")
+Entry = tuple["re.Pattern[str] | None", tuple[int, ...]]  # (compiled glob or None if literal, items)
 
 
-def _bucket(pattern: str) -> str | None:
-    """The literal slurper part of a pattern ("a/*" -> "a"); None when it holds a wildcard."""
-    head, slash, _ = pattern.partition("/")
-    if not slash or _GLOB_CHARS & set(head):
-        return None
-    return head
+def literal_prefix(pattern: str) -> str:
+    m = _WILD.search(pattern)
+    return pattern if m is None else pattern[: m.start()]
+
+
+class PrefixMatcher:
+    """Globs bucketed by literal prefix: a string is only tried against globs whose prefix it starts with."""
+
+    def __init__(self, globs: Iterable[tuple[str, int]], compiled: dict[str, re.Pattern[str]]) -> None:
+        grouped: dict[str, list[int]] = defaultdict(list)
+        for glob, i in globs:
+            grouped[glob].append(i)
+        self._by_len: dict[int, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
+        for glob, idxs in grouped.items():
+            prefix = literal_prefix(glob)
+            rx = None
+            if prefix != glob:
+                rx = compiled.get(glob)
+                if rx is None:
+                    rx = compiled[glob] = re.compile(fnmatch.translate(glob))
+            self._by_len[len(prefix)][prefix].append((rx, tuple(idxs)))
+        self._lengths = sorted(self._by_len)
+
+    def matches(self, text: str, found: set[int]) -> None:
+        n = len(text)
+        for length in self._lengths:
+            if length > n:
+                break
+            entries = self._by_len[length].get(text[:length])
+            if not entries:
+                continue
+            for rx, idxs in entries:
+                if length == n if rx is None else rx.match(text):
+                    found.update(idxs)
 
 
 class GlobIndex(Generic[T]):
-    """Items with glob patterns; :meth:`matches` yields the items matching an id, in insertion order.
-
-    A metric id is ``<slurper>/<metric>``: a pattern whose slurper part is literal is only tried on ids
-    of that slurper, so 1,000 rules cost a handful of regex matches per metric rather than 1,000.
-    """
+    """Items, each with glob patterns over metric ids; immutable once built."""
 
     def __init__(self, items: Iterable[tuple[Sequence[str], T]]) -> None:
-        self._by_slurper: dict[str, list[tuple[int, re.Pattern[str], T]]] = {}
-        self._generic: list[tuple[int, re.Pattern[str], T]] = []
-        for order, (patterns, item) in enumerate(items):
-            buckets: dict[str | None, list[str]] = {}
-            for p in patterns:
-                buckets.setdefault(_bucket(p), []).append(p)
-            for key, pats in buckets.items():
-                rx = re.compile("|".join(f"(?:{translate(p)})" for p in pats))
-                entry = (order, rx, item)
-                if key is None:
-                    self._generic.append(entry)
-                else:
-                    self._by_slurper.setdefault(key, []).append(entry)
+        self.items: list[T] = []
+        compiled: dict[str, re.Pattern[str]] = {}
+        literal: dict[str, list[tuple[str, int]]] = defaultdict(list)  # slurper -> metric globs
+        wild: dict[str, list[tuple[str, int]]] = defaultdict(list)  # slurper glob -> metric globs
+        whole: list[tuple[str, int]] = []  # patterns without exactly one '/'
+        for i, (patterns, item) in enumerate(items):
+            self.items.append(item)
+            for pattern in patterns:
+                if pattern.count("/") != 1 or "[" in pattern:
+                    whole.append((pattern, i))
+                    continue
+                sglob, mglob = pattern.split("/")
+                (wild if _WILD.search(sglob) else literal)[sglob].append((mglob, i))
+        self._literal = {k: PrefixMatcher(v, compiled) for k, v in literal.items()}
+        self._wild = [(re.compile(fnmatch.translate(k)), PrefixMatcher(v, compiled)) for k, v in wild.items()]
+        self._whole = PrefixMatcher(whole, compiled) if whole else None
+        self._per_slurper: dict[str, tuple[PrefixMatcher, ...]] = {}
+        self._cache: dict[str, tuple[int, ...]] = {}
+
+    def _slurper_matchers(self, slurper: str) -> tuple[PrefixMatcher, ...]:
+        hit = self._per_slurper.get(slurper)
+        if hit is None:
+            found = [self._literal[slurper]] if slurper in self._literal else []
+            found += [m for srx, m in self._wild if srx.match(slurper)]
+            hit = self._per_slurper[slurper] = tuple(found)
+        return hit
+
+    def positions(self, metric_id: str) -> tuple[int, ...]:
+        """The positions (in insertion order) of the items with a pattern matching ``metric_id``."""
+        hit = self._cache.get(metric_id)
+        if hit is not None:
+            return hit
+        found: set[int] = set()
+        slurper, slash, metric = metric_id.partition("/")
+        if slash and "/" not in metric:
+            for matcher in self._slurper_matchers(slurper):
+                matcher.matches(metric, found)
+        if self._whole is not None:
+            self._whole.matches(metric_id, found)
+        hit = tuple(sorted(found)) if len(found) > 1 else tuple(found)
+        self._cache[metric_id] = hit
+        return hit
 
     def matches(self, metric_id: str) -> list[T]:
         """Every item with a pattern matching ``metric_id`` (each once), in insertion order."""
-        head = metric_id.partition("/")[0]
-        candidates = self._by_slurper.get(head, [])
-        if self._generic:
-            candidates = sorted([*candidates, *self._generic], key=lambda e: e[0])
-        out: list[T] = []
-        last = -1
-        for order, rx, item in candidates:
-            if order != last and rx.match(metric_id):
-                out.append(item)
-                last = order
-        return out
+        return [self.items[i] for i in self.positions(metric_id)]
 
     def last_match(self, metric_id: str) -> T | None:
         """The last inserted item matching ``metric_id``, or None."""
-        head = metric_id.partition("/")[0]
-        best: tuple[int, T] | None = None
-        for entries in (self._by_slurper.get(head, ()), self._generic):
-            for order, rx, item in reversed(entries):
-                if best is not None and order <= best[0]:
-                    break
-                if rx.match(metric_id):
-                    best = (order, item)
-                    break
-        return None if best is None else best[1]
+        hit = self.positions(metric_id)
+        return self.items[hit[-1]] if hit else None

@@ -1,64 +1,15 @@
 """Which downtime windows cover a metric: the query behind alarm silencing and graph shading.
 
-Scopes are globs over metric ids (``condor-cms/*``, ``fts/link.*FNAL*``, ``*/load``). Trying every metric
-against every pattern is 10^8 regex calls at 1,000 downtimes x 100,000 metrics. A metric id has exactly
-one ``/``, so a pattern with one ``/`` splits into a slurper glob and a metric glob: the slurper glob is
-resolved once per distinct slurper id (a few hundred), and the metric globs that apply to a slurper are
-bucketed by their literal prefix, so a metric meets only the patterns whose prefix it starts with.
-Patterns without a ``/`` (``*``, ``condor*``) are matched against the whole id the same way.
-Answers are cached per metric id.
+Scopes are globs over metric ids (``condor-cms/*``, ``fts/link.*FNAL*``, ``*/load``), matched by the one
+glob index of rexmon (:class:`alarms.globs.GlobIndex`, which also resolves alarm rules).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from alarms.globs import GlobIndex
 from downtime.windows import Window
-
-_WILD = re.compile(r"[*?\[]")
-Entry = tuple["re.Pattern[str] | None", tuple[int, ...]]  # (compiled glob or None if literal, windows)
-
-
-def literal_prefix(pattern: str) -> str:
-    m = _WILD.search(pattern)
-    return pattern if m is None else pattern[: m.start()]
-
-
-class PrefixMatcher:
-    """Globs bucketed by literal prefix: a string is only tried against globs whose prefix it starts with.
-
-    Each distinct glob is evaluated once, however many windows share it.
-    """
-
-    def __init__(self, globs: Iterable[tuple[str, int]], compiled: dict[str, re.Pattern[str]]) -> None:
-        grouped: dict[str, list[int]] = defaultdict(list)
-        for glob, i in globs:
-            grouped[glob].append(i)
-        self._by_len: dict[int, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
-        for glob, idxs in grouped.items():
-            prefix = literal_prefix(glob)
-            rx = None
-            if prefix != glob:
-                rx = compiled.get(glob)
-                if rx is None:
-                    rx = compiled[glob] = re.compile(fnmatch.translate(glob))
-            self._by_len[len(prefix)][prefix].append((rx, tuple(idxs)))
-        self._lengths = sorted(self._by_len)
-
-    def matches(self, text: str, found: set[int]) -> None:
-        n = len(text)
-        for length in self._lengths:
-            if length > n:
-                break
-            entries = self._by_len[length].get(text[:length])
-            if not entries:
-                continue
-            for rx, idxs in entries:
-                if length == n if rx is None else rx.match(text):
-                    found.update(idxs)
 
 
 class DowntimeIndex:
@@ -66,56 +17,16 @@ class DowntimeIndex:
 
     def __init__(self, windows: Sequence[Window]) -> None:
         self.windows = list(windows)
-        compiled: dict[str, re.Pattern[str]] = {}
-        literal: dict[str, list[tuple[str, int]]] = defaultdict(list)  # slurper -> metric globs
-        wild: dict[str, list[tuple[str, int]]] = defaultdict(list)  # slurper glob -> metric globs
-        whole: list[tuple[str, int]] = []  # patterns without exactly one '/'
-        for i, w in enumerate(self.windows):
-            for pattern in w.scope:
-                if pattern.count("/") != 1 or "[" in pattern:
-                    whole.append((pattern, i))
-                    continue
-                sglob, mglob = pattern.split("/")
-                (wild if _WILD.search(sglob) else literal)[sglob].append((mglob, i))
-        self._literal = {k: PrefixMatcher(v, compiled) for k, v in literal.items()}
-        self._wild = [(re.compile(fnmatch.translate(k)), PrefixMatcher(v, compiled)) for k, v in wild.items()]
-        self._whole = PrefixMatcher(whole, compiled) if whole else None
-        self._per_slurper: dict[str, tuple[PrefixMatcher, ...]] = {}
-        self._cache: dict[str, tuple[int, ...]] = {}
-
-    def _slurper_matchers(self, slurper: str) -> tuple[PrefixMatcher, ...]:
-        hit = self._per_slurper.get(slurper)
-        if hit is None:
-            found = [self._literal[slurper]] if slurper in self._literal else []
-            found += [m for srx, m in self._wild if srx.match(slurper)]
-            hit = self._per_slurper[slurper] = tuple(found)
-        return hit
-
-    def _matching(self, metric_id: str) -> tuple[int, ...]:
-        hit = self._cache.get(metric_id)
-        if hit is not None:
-            return hit
-        found: set[int] = set()
-        slurper, slash, metric = metric_id.partition("/")
-        if slash and "/" not in metric:
-            for matcher in self._slurper_matchers(slurper):
-                matcher.matches(metric, found)
-        if self._whole is not None:
-            self._whole.matches(metric_id, found)
-        hit = tuple(sorted(found)) if len(found) > 1 else tuple(found)
-        self._cache[metric_id] = hit
-        return hit
+        self._index: GlobIndex[Window] = GlobIndex((w.scope, w) for w in self.windows)
 
     def covering(self, metric_id: str, t: float) -> list[Window]:
         """Windows whose scope matches ``metric_id`` and with ``start <= t < end``."""
-        ws = self.windows
-        return [ws[i] for i in self._matching(metric_id) if ws[i].start <= t < ws[i].end]
+        return [w for w in self._index.matches(metric_id) if w.start <= t < w.end]
 
     def overlapping(self, metric_id: str, t0: float, t1: float) -> list[Window]:
         """Windows whose scope matches ``metric_id`` and that overlap ``[t0, t1)``."""
-        ws = self.windows
-        return [ws[i] for i in self._matching(metric_id) if ws[i].start < t1 and ws[i].end > t0]
+        return [w for w in self._index.matches(metric_id) if w.start < t1 and w.end > t0]
 
     def matches(self, metric_id: str) -> bool:
         """Does any window's scope match ``metric_id`` (whatever its time)?"""
-        return bool(self._matching(metric_id))
+        return bool(self._index.positions(metric_id))

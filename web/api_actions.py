@@ -19,7 +19,7 @@ from downtime.store import DowntimeError, DowntimeStore
 from web.acks import AckRefused, acknowledge, clean_comment
 from web.context import monitor, now
 from web.downtime_io import downtime_dict, when
-from web.downtimes import DOWNTIME_ID, store
+from web.downtimes import DOWNTIME_ID, existing
 from web.params import ParamError, int_param, metric_id
 
 bp = Blueprint("api_actions", __name__, url_prefix="/api")
@@ -93,10 +93,7 @@ def cancel(downtime_id: int) -> Response:
 
 
 def _act(downtime_id: int, action: Callable[[DowntimeStore, Downtime], Downtime]) -> Response:
-    s = store()
-    d = s.get(downtime_id)
-    if d is None:
-        abort(404, f"no downtime #{downtime_id}")
+    s, d = existing(downtime_id)
     try:
         action(s, d)
     except DowntimeError as exc:  # e.g. extending a cancelled downtime: say why

@@ -130,11 +130,17 @@ def cancel(downtime_id: int) -> Any:
     return _act(downtime_id, action)
 
 
-def _act(downtime_id: int, action: Callable[[DowntimeStore, Downtime], Downtime]) -> Any:
+def existing(downtime_id: int) -> tuple[DowntimeStore, Downtime]:
+    """The store and downtime ``downtime_id``, for a change to it; a 404 when there is none."""
     s = store()
     d = s.get(downtime_id)
     if d is None:
         abort(404, f"no downtime #{downtime_id}")
+    return s, d
+
+
+def _act(downtime_id: int, action: Callable[[DowntimeStore, Downtime], Downtime]) -> Any:
+    s, d = existing(downtime_id)
     try:
         action(s, d)
     except ParamError as exc:  # a bad field: the page again, its forms and what was wrong

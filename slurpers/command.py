@@ -144,7 +144,7 @@ def _read(
                 if not exited and (pidfd is None or any(k.fd == pidfd for k, _ in events)):
                     exited = _has_exited(proc.pid)
                     if exited:
-                        # its helpers go with it (their pipe ends close), as they would with munin-node
+                        # nothing it started outlives it; a helper still holding the pipes lets go
                         _kill_rest(proc.pid, marker)
                         swept.append(True)
                         if pidfd is not None:

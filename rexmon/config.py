@@ -27,6 +27,7 @@ from alarms.state import STATES, State
 from rexmon.config_alarms import AlarmRule as AlarmRule  # re-exported: ``[[alarm]]`` is part of Config
 from rexmon.config_alarms import AlarmsConfig as AlarmsConfig
 from rexmon.config_alarms import flap_errors
+from rexmon.config_pages import Dashboard, Experiment, page_errors
 from rrd.retention import DEFAULT as RETENTION_DEFAULT
 from rrd.retention import DEFAULT_RETENTION, Retention, RetentionError, parse_retention
 from slurpers.api import DEFAULT_MAX_OUTPUT, Duration, Secret, Slurper
@@ -220,6 +221,9 @@ class Config:
     registry: SlurperRegistry = field(default_factory=SlurperRegistry.from_entry_points, compare=False)
     #: ``[watchdog]``: heartbeat age and the dead-man service
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    #: ``[[dashboard]]`` and ``[[experiment]]`` pages (rexmon/config_pages.py), in config order
+    dashboards: tuple[Dashboard, ...] = ()
+    experiments: tuple[Experiment, ...] = ()
 
     @property
     def rrd_dir(self) -> Path:
@@ -266,7 +270,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "alarms": AlarmsConfig,
     "watchdog": WatchdogConfig,
 }
-_ARRAYS = ("slurper", "alarm", "notify")
+_ARRAYS = ("slurper", "alarm", "notify", "dashboard", "experiment")
 _SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled", "max_output", "max_metrics", "retention")
 
 
@@ -322,6 +326,7 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
         )
         if n is not None
     )
+    dashboards, experiments = _load_pages(arrays["dashboard"], arrays["experiment"], errors)
     if errors:
         raise ConfigError(errors)
     return Config(
@@ -338,6 +343,8 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
         alarm_defaults=sections["alarms"],
         registry=reg,
         watchdog=sections["watchdog"],
+        dashboards=dashboards,
+        experiments=experiments,
     )
 
 
@@ -391,6 +398,27 @@ def _load_alarms(
     if defaults is not None:  # else [alarms] is wrong already, and rules cannot be judged against it
         errors += flap_errors(defaults, default_keys, lambda key: _where(origin, "alarms", key, main), rules)
     return tuple(rule for rule, _ in rules)
+
+
+def _load_pages(
+    dash_entries: Iterable[tuple[Path, int, Any]],
+    exp_entries: Iterable[tuple[Path, int, Any]],
+    errors: list[str],
+) -> tuple[tuple[Dashboard, ...], tuple[Experiment, ...]]:
+    """The ``[[dashboard]]`` and ``[[experiment]]`` pages, each error naming its file, table and key."""
+    loaded: dict[str, list[tuple[Any, Callable[[str], str]]]] = {"dashboard": [], "experiment": []}
+    tables = (("dashboard", Dashboard, dash_entries), ("experiment", Experiment, exp_entries))
+    for kind, cls, entries in tables:
+        for f, i, table in entries:
+
+            def where(key: str, f: Path = f, i: int = i, kind: str = kind) -> str:
+                return f"{f}: [[{kind}]] #{i + 1}: {key}"
+
+            page = _validate(cls, table, where, errors)
+            if page is not None:
+                loaded[kind].append((page, where))
+    errors += page_errors(loaded["dashboard"], loaded["experiment"])
+    return tuple(p for p, _ in loaded["dashboard"]), tuple(p for p, _ in loaded["experiment"])
 
 
 def _where(origin: Mapping[tuple[str, str], Path], section: str, key: str, default: Path) -> str:

@@ -59,10 +59,11 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Fla
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)  # /metrics, /healthz, /readyz
     csrf.exempt(api.bp)  # the JSON API takes only application/json bodies, which forms cannot send
-    from web import acks, api_actions
+    from web import acks, api_actions, dashboards
 
     app.register_blueprint(acks.bp)
     app.register_blueprint(api_actions.bp)
+    app.register_blueprint(dashboards.bp)  # [[dashboard]] and [[experiment]] pages
     csrf.exempt(api_actions.bp)  # JSON bodies only, as api.bp
     app.after_request(_security_headers)
     app.after_request(compress)  # gzip for text answers (web/compress.py)

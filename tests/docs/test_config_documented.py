@@ -23,6 +23,8 @@ SECTIONS: dict[str, type[Any]] = {
     "alarm": config.AlarmRule,
     "notify": config.NotifyTarget,
     "watchdog": config.WatchdogConfig,
+    "dashboard": config.Dashboard,
+    "experiment": config.Experiment,
 }
 #: keys every [[slurper]] takes, whatever its type
 SLURPER_COMMON = ("id", "type", "interval", "timeout", "enabled")
@@ -82,7 +84,8 @@ def section_text(text: str, heading: str) -> str:
 
 @pytest.mark.parametrize("section", sorted(SECTIONS))
 def test_every_key_of_every_section_is_in_configuration_md(section: str) -> None:
-    heading = f"[[{section}]]" if section in ("alarm", "notify") else f"[{section}]"
+    arrays = ("alarm", "notify", "dashboard", "experiment")
+    heading = f"[[{section}]]" if section in arrays else f"[{section}]"
     text = section_text((DOCS / "configuration.md").read_text(encoding="utf-8"), heading)
     missing = [k for k in key_names(SECTIONS[section]) if not documented(text, k)]
     assert not missing, f"docs/configuration.md does not document {heading} keys: {missing}"

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = (
     "bench_ingest",
     "bench_downtime",
+    "bench_login",
     "bench_alarms",
     "bench_web",
     "bench_webload",

@@ -402,16 +402,19 @@ class Service:
         now = time.monotonic()
         if len(self._logged) > 10 * ERRORS_LOGGED:
             self._logged = {m: t for m, t in self._logged.items() if now - t < ERROR_QUIET}
-        shown = 0
+        shown = capped = 0
         for mid, msg in res.errors:
-            if shown >= ERRORS_LOGGED or now - self._logged.get(msg, -ERROR_QUIET) < ERROR_QUIET:
+            if now - self._logged.get(msg, -ERROR_QUIET) < ERROR_QUIET:
+                continue  # said already (the same cause for many metrics, or again within ERROR_QUIET)
+            if shown >= ERRORS_LOGGED:
+                capped += 1
                 continue
             self._logged[msg] = now
             shown += 1
             log.error("archive: %s: %s", mid, msg)
-        if len(res.errors) > shown and shown:
-            log.error("archive: %d more error(s) this round (each message is logged once per %.0f s)",
-                      len(res.errors) - shown, ERROR_QUIET)  # fmt: skip
+        if capped:
+            log.error("archive: %d more error(s) with other causes this round (at most %d logged a round)",
+                      capped, ERRORS_LOGGED)  # fmt: skip
 
 
 def _safe_close(s: Slurper[Any]) -> None:

@@ -189,14 +189,24 @@ class SignsOfLife:
         """Tell systemd that the collector has started (Type=notify)."""
         sd_notify("READY=1")
 
-    def round(self, now: float, queue_depth: int = 0) -> None:
-        """One writer round is done at ``now`` (epoch seconds), ``queue_depth`` results wait for the next."""
+    def ping(self, queue_depth: int = 0) -> None:
+        """Called by the writer thread after each round: ``WATCHDOG=1`` to systemd and the /metrics gauges.
+
+        Nothing here waits on the database, so only a stuck writer (never a slow database) stops the
+        pings that keep systemd from restarting the collector.
+        """
         from rexmon import selfmetrics
 
         selfmetrics.WRITER_ROUNDS.inc()
         selfmetrics.WRITER_QUEUE.set(queue_depth)
         selfmetrics.JOURNAL_BYTES.set(self.journal_bytes())
         sd_notify("WATCHDOG=1")
+
+    def round(self, now: float, queue_depth: int = 0) -> None:
+        """A writer round is done at ``now`` (epoch seconds): record the database heartbeat (throttled).
+
+        ``queue_depth`` is accepted for the callers that pass it; the writer's :meth:`ping` reports it.
+        """
         took = None if self._round_started is None else max(0.0, now - self._round_started)
         self._round_started = now
         if now - self._last < self.every:

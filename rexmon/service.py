@@ -296,6 +296,7 @@ class Service:
                 self._write(batch)
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
+            self.life.ping(self._queue.qsize())  # WATCHDOG=1 and /metrics gauges from the writer itself
             self._round_done.set()  # the database heartbeat: see _life_loop
 
     def _life_loop(self) -> None:

@@ -269,8 +269,11 @@ def apprise_sender(urls: Sequence[str]) -> Sender:
         return Target("watchdog", url, frozenset(), frozenset()).masked()
 
     def send(subject: str, body: str) -> str | None:
-        if not urls:
-            return "no [[notify]] target is tagged 'watchdog'"
+        if not urls:  # nobody to tell: the log is the only witness (once per change, like a message)
+            log.warning(
+                "watchdog: %s (no [[notify]] target is tagged %r, so this is only logged)", subject, TAG
+            )
+            return None
         failed = []
         for url in urls:
             ap = apprise.Apprise()

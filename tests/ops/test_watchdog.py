@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from downtime.db import make_engine, upgrade
 from rexmon.cli import cli
 from rexmon.heartbeat import HeartbeatWriter, beats
-from rexmon.watchdog import Watchdog
+from rexmon.watchdog import Watchdog, apprise_sender
 from tests.fixtures.smtp import SMTPReceiver
 
 MAX_AGE = 60.0
@@ -186,3 +186,15 @@ def test_no_dead_man_hit_before_any_collector_beats(engine: Engine) -> None:
     hits = Outbox()
     dog = Watchdog(engine, Outbox(), max_age=MAX_AGE, deadman=hits, watcher="a")
     assert dog.check(10).sent == [] and hits.sent == []
+
+
+def test_with_no_watchdog_target_a_stop_is_logged_once(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    dog = Watchdog(engine, apprise_sender([]), max_age=MAX_AGE, watcher="a")
+    HeartbeatWriter(engine, "all", "1.0", 0.0).beat(0.0, None)
+    dog.check(10)
+    with caplog.at_level("WARNING", logger="rexmon.watchdog"):
+        assert dog.check(100).errors == [] and dog.check(200).errors == []
+    logged = [r.getMessage() for r in caplog.records if "only logged" in r.getMessage()]
+    assert len(logged) == 1 and "PROBLEM: collector all stopped" in logged[0]

@@ -80,8 +80,11 @@ demo: setup
 bench: test-setup
 	$(PY) -m bench $(BENCH_ARGS)
 
+# the soak test (10 min: rrdcached stopped and the database locked a minute each inside it), then the
+# memory benchmark (a million slurper runs, about 10 min; figures in var/soak.json)
 soak: test-setup
-	REXMON_SOAK=1 $(PY) -m pytest -q -m slow tests/reliability
+	REXMON_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider -m slow tests/reliability
+	$(PY) -m bench.bench_soak --json var/soak.json
 
 lint: test-setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -9,6 +9,8 @@ vanished; then the name is forgotten and its series ends (a user who left, a rea
 
 The names are kept per slurper under ``state_dir/absent/<id>.json``, written only when the set of names
 changes, so a restart keeps filling. Only successful runs count: a failed run archives nothing at all.
+At most :data:`MAX_NAMES` names are kept per slurper: a source whose names churn (a name per job) forgets
+the names absent longest first, so the daemon's memory does not grow with the number of runs.
 """
 
 from __future__ import annotations
@@ -21,16 +23,24 @@ from rexmon.state import CheckpointStore
 
 #: how long a vanished name keeps getting its ``when_absent`` value
 FORGET_AFTER = 7 * 86400.0
+#: names kept per slurper at most (reported ones always; beyond, the longest absent are forgotten)
+MAX_NAMES = 10_000
 
 
 class AbsentFill:
     """Per slurper: the names of ``when_absent`` families seen, and since when each has been absent."""
 
     def __init__(
-        self, directory: Path, forget_after: float = FORGET_AFTER, *, read_only: bool = False
+        self,
+        directory: Path,
+        forget_after: float = FORGET_AFTER,
+        *,
+        read_only: bool = False,
+        max_names: int = MAX_NAMES,
     ) -> None:
         self.store = CheckpointStore(directory)
         self.forget_after = forget_after
+        self.max_names = max_names
         #: ``rexmon slurp --dry-run``: fill from what is stored, change nothing
         self.read_only = read_only
         #: slurper id -> {metric name: time it vanished, or None while reported}
@@ -67,9 +77,23 @@ class AbsentFill:
                 changed = True
                 continue
             out.append((name, value))
+        if len(names) > self.max_names:
+            out = self._forget_oldest(names, out)
+            changed = True
         if changed and not self.read_only:
             self.store.save(slurper_id, {"names": names})
         return sorted(out)
+
+    def _forget_oldest(
+        self, names: dict[str, float | None], out: list[tuple[str, float]]
+    ) -> list[tuple[str, float]]:
+        """Keep ``max_names``: forget the names absent longest (reported ones are never forgotten)."""
+        absent = sorted((since, name) for name, since in names.items() if since is not None)
+        excess = len(names) - self.max_names
+        gone = {name for _, name in absent[:excess]}
+        for name in gone:
+            del names[name]
+        return [(n, v) for n, v in out if n not in gone]
 
     def _load(self, slurper_id: str) -> dict[str, float | None]:
         with self._lock:

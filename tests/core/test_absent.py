@@ -99,3 +99,15 @@ def test_a_damaged_state_file_starts_over(tmp_path: Path, caplog: pytest.LogCapt
     assert "unreadable" in caplog.text
     (tmp_path / "pool.json").write_text('{"names": {"a": "soon", "b": [1]}}')
     assert AbsentFill(tmp_path).fill("pool", set(), zero, T0) == [("a", 0.0), ("b", 0.0)]
+
+
+def test_names_kept_are_bounded_the_longest_absent_forgotten_first(tmp_path: Path) -> None:
+    """A source whose names churn (a new name every run) keeps at most max_names, not one per run."""
+    fill = AbsentFill(tmp_path, max_names=5)
+    out: list[tuple[str, float]] = []
+    for i in range(50):
+        out = fill.fill("jobs", {f"job{i}"}, zero, T0 + 60 * i)
+    assert [name for name, _ in out] == ["job45", "job46", "job47", "job48"]
+    stored = json.loads((tmp_path / "jobs.json").read_text())["names"]
+    assert sorted(stored) == ["job45", "job46", "job47", "job48", "job49"]
+    assert stored["job49"] is None  # reported by the last run: kept, not absent

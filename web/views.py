@@ -22,13 +22,12 @@ from flask import (
     request,
     url_for,
 )
-from markupsafe import Markup
 
 from downtime.db import mask
 from web.context import ext, monitor
 from web.data import ICON_LABELS, ICONS, MetricRow
-from web.overview import PROBLEMS, Filter, Item, Summary, digest, summary
-from web.rows import Links, chips, group_block, group_body, metric_items
+from web.overview import PROBLEMS, Filter, Group, Item, Summary, digest, summary
+from web.rows import Links, group_block, group_body, metric_items, slurper_block
 
 log = logging.getLogger(__name__)
 bp = Blueprint("views", __name__)
@@ -40,6 +39,9 @@ MAX_OPEN_ITEMS = 2000
 #: versions of the overview a refresh may name as ``since``
 KEEP_VERSIONS = 32
 _VERSIONS_LOCK = threading.Lock()
+#: folded group lines by (link prefix, group, counts)
+_FOLDED: dict[tuple[str, str, tuple[tuple[str, int], ...]], str] = {}
+MAX_FOLDED_CACHE = 200_000
 MAX_LINES = 12
 SIZES = {"small": (400, 120), "medium": (700, 220), "large": (1100, 360)}
 #: a path on this site: browsers read /\host as //host, and drop tabs and new lines
@@ -80,13 +82,24 @@ def overview_changes() -> Response:
 def overview_group(key: str) -> str:
     """A collapsed group's items with values and its thumbnail (fetched when it is opened)."""
     slurper, _, graph = key.partition("/")
-    summ, states = summary(monitor(), _filter())
+    summ = summary(monitor(), _filter())
     groups = [g for s in summ.slurpers if s.id == slurper for g in s.groups if g.graph == graph]
     if not groups:
         abort(404, f"no group {key!r} on the overview")
     group = groups[0]
-    rows = monitor().rows([i.metric_id for i in group.items[:MAX_GROUP_ITEMS]], states)
+    rows = monitor().rows([i.metric_id for i in group.items[:MAX_GROUP_ITEMS]])
     return group_body(group, rows, _svgs(), _links())
+
+
+@bp.get("/overview/slurper/<slurper>")
+def overview_slurper(slurper: str) -> str:
+    """A folded slurper's group lines (fetched when it is opened)."""
+    summ = summary(monitor(), _filter())
+    found = [s for s in summ.slurpers if s.id == slurper]
+    if not found:
+        abort(404, f"no slurper {slurper!r} on the overview")
+    svgs, links = _svgs(), _links()
+    return "".join(_folded(g, svgs, links) for g in found[0].groups)
 
 
 def _filter() -> Filter:
@@ -103,13 +116,14 @@ def _links() -> Links:
     root = url_for("graphs.metric_page", slurper="s", metric="m")[: -len("s/m")]
     slurper_root = url_for("graphs.slurper_page", slurper="s")[:-1]
     group_root = url_for(".overview_group", key="k")[:-1]
+    slurper_body = url_for(".overview_slurper", slurper="s")[:-1]
     image_root = url_for("graphs.group_image", slurper="s", fmt="png")[: -len("s.png")]
-    return Links(root, slurper_root, group_root, image_root)
+    return Links(root, slurper_root, group_root, slurper_body, image_root)
 
 
 def _parts(want: Filter) -> tuple[list[tuple[str, str]], Summary, str]:
     """The overview as parts (counts, attention, silenced, one per slurper), and its version."""
-    summ, states = summary(monitor(), want)
+    summ = summary(monitor(), want)
     # open: groups that need someone, showing their problems; with a filter, every group it kept,
     # showing what it kept (within a budget of items); "all N metrics" loads the rest on demand
     opened = [grp for s in summ.slurpers for grp in s.groups if want.active or grp.needs_someone]
@@ -125,7 +139,7 @@ def _parts(want: Filter) -> tuple[list[tuple[str, str]], Summary, str]:
         opened_keys.add(grp.key)
     if not ids and summ.slurpers:  # one read, so a page shows that rrdcached is away (the banner)
         ids = [summ.slurpers[0].groups[0].items[0].metric_id]
-    rows = {r.metric_id: r for r in monitor().rows(list(dict.fromkeys(ids)), states)}
+    rows = {r.metric_id: r for r in monitor().rows(list(dict.fromkeys(ids)))}
     svgs, links = _svgs(), _links()
     parts = [
         ("counts", render_template("web/_overview_counts.html", ov=summ, icons=ICONS, svgs=svgs)),
@@ -133,24 +147,29 @@ def _parts(want: Filter) -> tuple[list[tuple[str, str]], Summary, str]:
         ("silenced", _silenced(summ.silenced, rows, svgs, links)),
     ]
     for s in summ.slurpers:
+        if not want.active and not any(g.needs_someone for g in s.groups):
+            parts.append((f"s:{s.id}", slurper_block(s, None, svgs, links, ICONS)))
+            continue
         groups = "".join(
-            group_block(g, rows if g.key in opened_keys else None, svgs, links, ICONS) for g in s.groups
+            group_block(g, rows, svgs, links, ICONS) if g.key in opened_keys else _folded(g, svgs, links)
+            for g in s.groups
         )
-        parts.append(
-            (
-                f"s:{s.id}",
-                render_template(
-                    "web/_overview_slurper.html",
-                    s=s,
-                    groups=Markup(groups),
-                    chips=Markup(chips(s.counts, svgs, ICONS)),
-                ),
-            )
-        )
+        parts.append((f"s:{s.id}", slurper_block(s, groups, svgs, links, ICONS)))
     digests = {pid: digest(html) for pid, html in parts}
     version = digest(repr(sorted(digests.items())) + repr(want))
     _remember(version, digests)
     return parts, summ, version
+
+
+def _folded(group: Group, svgs: Mapping[str, str], links: Links) -> str:
+    """A folded group's line, kept while its counts hold (at 100,000 metrics most lines repeat)."""
+    key = (links.group_body, group.key, tuple(group.counts.items()))
+    html = _FOLDED.get(key)
+    if html is None:
+        if len(_FOLDED) > MAX_FOLDED_CACHE:
+            _FOLDED.clear()
+        html = _FOLDED[key] = group_block(group, None, svgs, links, ICONS)
+    return html
 
 
 def _listing(

@@ -17,10 +17,12 @@ from web.overview import Group, SlurperSummary
 
 
 def metric_title(m: MetricRow) -> str:
-    """What hovering a metric says: its state, value (and raw counter) and the time of the value."""
+    """What hovering a metric says: its state, value (and raw counter), the time of the value and the
+    acknowledgement's comment, if any."""
     state = f" ({m.state})" if m.state != "OK" and m.icon != m.state.lower() else ""
     raw = f" (counter {m.raw_display})" if m.raw is not None else ""
-    return f"{m.metric_id}: {m.label}{state}, {m.display}{raw} at {fmt_time(m.time)}"
+    ack = f"; acknowledged: {m.ack_comment}" if m.ack_comment else ""
+    return f"{m.metric_id}: {m.label}{state}, {m.display}{raw} at {fmt_time(m.time)}{ack}"
 
 
 def metric_items(rows: Sequence[MetricRow], graph_root: str, svgs: Mapping[str, str]) -> Markup:

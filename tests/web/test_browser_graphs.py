@@ -304,6 +304,11 @@ def test_acknowledge_and_end_a_downtime_through_the_pages(
         page.wait_for_url("**/graph/df/_dev_sda1?period=day#ack")
         assert page.locator(".ack-comment").inner_text().endswith("disk ordered <b>INC-7</b>")
         assert page.locator("h1 svg").first.get_attribute("aria-label") == "acknowledged"
+        # the overview's tooltip of the metric carries the comment too
+        page.goto(url + "/")
+        title = page.locator('li.metric[data-id="df/_dev_sda1"] a').first.get_attribute("title")
+        assert title.endswith("; acknowledged: disk ordered <b>INC-7</b>"), title
+        page.goto(url + "/graph/df/_dev_sda1?period=day")
         history = page.locator("#history tbody tr").first.inner_text()
         assert "acknowledged by alice" in history and "disk ordered <b>INC-7</b>" in history
         page.goto(url + f"/downtimes/{did}")

@@ -6,8 +6,9 @@ metric id has exactly one ``/``, so a pattern with one ``/`` splits into a slurp
 glob: the slurper glob is resolved once per distinct slurper id (a few hundred), and the metric globs
 that apply to a slurper are bucketed by their literal prefix, so a metric meets only the patterns whose
 prefix it starts with. Patterns without exactly one ``/`` (``*``, ``condor*``) are matched against the
-whole id the same way. Each distinct glob is compiled and tried once however many items share it, and
-answers are cached per metric id. Matching is ``fnmatch``'s, case-sensitive.
+whole id the same way. Each distinct glob is compiled and tried once however many items share it (the
+callers keep their own answers per metric: ``RuleSet`` for as long as the rules, the engine for a
+round). Matching is ``fnmatch``'s, case-sensitive.
 """
 
 from __future__ import annotations
@@ -48,15 +49,15 @@ class PrefixMatcher:
 
     def matches(self, text: str, found: set[int]) -> None:
         n = len(text)
+        by_len = self._by_len
         for length in self._lengths:
             if length > n:
                 break
-            entries = self._by_len[length].get(text[:length])
-            if not entries:
-                continue
-            for rx, idxs in entries:
-                if length == n if rx is None else rx.match(text):
-                    found.update(idxs)
+            entries = by_len[length].get(text[:length])
+            if entries:
+                for rx, idxs in entries:
+                    if length == n if rx is None else rx.match(text):
+                        found.update(idxs)
 
 
 class GlobIndex(Generic[T]):
@@ -80,7 +81,6 @@ class GlobIndex(Generic[T]):
         self._wild = [(re.compile(fnmatch.translate(k)), PrefixMatcher(v, compiled)) for k, v in wild.items()]
         self._whole = PrefixMatcher(whole, compiled) if whole else None
         self._per_slurper: dict[str, tuple[PrefixMatcher, ...]] = {}
-        self._cache: dict[str, tuple[int, ...]] = {}
 
     def _slurper_matchers(self, slurper: str) -> tuple[PrefixMatcher, ...]:
         hit = self._per_slurper.get(slurper)
@@ -92,19 +92,17 @@ class GlobIndex(Generic[T]):
 
     def positions(self, metric_id: str) -> tuple[int, ...]:
         """The positions (in insertion order) of the items with a pattern matching ``metric_id``."""
-        hit = self._cache.get(metric_id)
-        if hit is not None:
-            return hit
         found: set[int] = set()
         slurper, slash, metric = metric_id.partition("/")
         if slash and "/" not in metric:
-            for matcher in self._slurper_matchers(slurper):
+            matchers = self._per_slurper.get(slurper)
+            if matchers is None:
+                matchers = self._slurper_matchers(slurper)
+            for matcher in matchers:
                 matcher.matches(metric, found)
         if self._whole is not None:
             self._whole.matches(metric_id, found)
-        hit = tuple(sorted(found)) if len(found) > 1 else tuple(found)
-        self._cache[metric_id] = hit
-        return hit
+        return tuple(sorted(found)) if len(found) > 1 else tuple(found)
 
     def matches(self, metric_id: str) -> list[T]:
         """Every item with a pattern matching ``metric_id`` (each once), in insertion order."""

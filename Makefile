@@ -12,10 +12,11 @@ APT_RUN  := librrd-dev rrdtool rrdcached pkg-config munin-plugins-core
 # What the tests and benchmarks add: real peers started on loopback (PostgreSQL, ActiveMQ, headless
 # Chromium), munin-node + munin-update for the Munin benchmark, wrk for the web load test, a real
 # single-node Slurm 22.05 cluster (tests/fixtures/slurm.py), Prometheus scraping rexmon's /metrics
-# (tests/fixtures/prometheus.py) and systemd-analyze for etc/systemd/ (tests/ops).
+# (tests/fixtures/prometheus.py), systemd-analyze for etc/systemd/ (tests/ops) and Graphite's
+# carbon-cache as the ingestion benchmark's peer (bench/carbon.py).
 APT_TEST := munin munin-node postgresql activemq chromium chromium-driver wrk \
             slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge \
-            prometheus systemd
+            prometheus systemd graphite-carbon
 
 # $(call apt_install,PACKAGES): install the missing ones (apt-get update once per checkout, only if needed)
 define apt_install

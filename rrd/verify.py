@@ -2,8 +2,9 @@
 
 rrdcached answers ``FLUSH`` with success even when its write failed (a reader held the file's lock, the
 directory is read-only or full) and then drops the values; its ``LAST`` answers from its cache, not the
-file. So after the flush each file's last update is read back with ``INFO`` (read from the file, inside
-rrdcached, so no lock of ours can collide with its writes) and compared with the newest time sent.
+file. So after the flush each file's last update is read back from the file (its header read directly
+on the archive host, else rrdcached's ``INFO``; neither takes a lock that could collide with
+rrdcached's writes) and compared with the newest time sent.
 Files that fall short are made to forget their cached state (``FORGET``), sent their journaled lines
 again and flushed again; what still falls short stays in the journal for the next sync.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from rrd.header import last_update
 from rrd.journal import UpdateJournal
 from rrd.rrdcached import RRDCachedClient
 
@@ -58,8 +61,14 @@ def expected_times(lines: Iterable[str]) -> dict[str, int]:
     return out
 
 
-def disk_lasts(client: RRDCachedClient, names: Sequence[str]) -> dict[str, int | None]:
-    """Each file's last update as written in the file (rrdcached's INFO); None when there is no file."""
+def disk_lasts(client: RRDCachedClient, names: Sequence[str], local: bool = False) -> dict[str, int | None]:
+    """Each file's last update as written in the file; None when there is no file.
+
+    ``local``: the names are paths on this host, whose headers are read directly (no lock, no librrd);
+    otherwise rrdcached reads them (INFO).
+    """
+    if local:
+        return {name: last_update(Path(name)) for name in names}
     out: dict[str, int | None] = {}
     for i in range(0, len(names), CHUNK):
         part = list(names[i : i + CHUNK])
@@ -75,7 +84,7 @@ def disk_lasts(client: RRDCachedClient, names: Sequence[str]) -> dict[str, int |
 
 
 def check(
-    client: RRDCachedClient, segment: Segment, block: Callable[[Iterable[str]], None]
+    client: RRDCachedClient, segment: Segment, block: Callable[[Iterable[str]], None], local: bool = False
 ) -> Shortfall | None:
     """Flush the segment's files and make sure they hold what was sent; None when they all do.
 
@@ -89,7 +98,7 @@ def check(
     """
     expected = segment.expected
     client.flush_many(sorted(expected))
-    lasts = disk_lasts(client, sorted(expected))
+    lasts = disk_lasts(client, sorted(expected), local)
     short = _short(expected, lasts)
     for _ in range(RESENDS):
         if not short:
@@ -100,7 +109,7 @@ def check(
         client.batch(lines, trusted=True)
         segment.resent += len(lines)
         client.flush_many(sorted(short))
-        lasts.update(disk_lasts(client, sorted(short)))
+        lasts.update(disk_lasts(client, sorted(short), local))
         short = _short({n: expected[n] for n in short}, lasts)
     if not short:
         return None

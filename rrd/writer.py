@@ -170,7 +170,7 @@ class ArchiveWriter:
     def _check(self, segment: Segment) -> bool:
         assert self._sync_client is not None
         try:
-            short = check(self._sync_client, segment, self._block)
+            short = check(self._sync_client, segment, self._block, local=not self._remote)
         except (RRDCachedError, OSError) as exc:
             self.resent_total += segment.resent
             segment.resent = 0

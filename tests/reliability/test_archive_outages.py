@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import logging
 import os
-import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -57,11 +57,28 @@ def _values(archive: Archive, mid: str, start: int, end: int) -> dict[int, float
     return {t: v for t, v in series.points() if v is not None}
 
 
-def _lock_like_a_reader(path: Path) -> int:
-    """Hold the lock librrd's readers take (fcntl F_RDLCK over the whole file, as rrdtool fetch does)."""
-    fd = os.open(path, os.O_RDONLY)
-    fcntl.fcntl(fd, fcntl.F_SETLK, struct.pack("hhqqi", fcntl.F_RDLCK, 0, 0, 0, 0))
-    return fd
+#: a reader in another process holding the lock librrd's readers take (fcntl F_RDLCK over the whole
+#: file, as rrdtool fetch does) until its stdin closes; fcntl locks belong to a process, so the holder
+#: must not be the test process (any close of the file there would release it)
+READER = (
+    "import fcntl, os, struct, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "fcntl.fcntl(fd, fcntl.F_SETLKW, struct.pack('hhqqi', fcntl.F_RDLCK, 0, 0, 0, 0))\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@contextlib.contextmanager
+def _reader_holding(path: Path) -> Iterator[None]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"locked\n"
+        yield
+    finally:
+        proc.communicate(timeout=10)
 
 
 def test_reader_holding_a_file_while_rrdcached_flushes_it(tmp_path: Path) -> None:
@@ -73,11 +90,8 @@ def test_reader_holding_a_file_while_rrdcached_flushes_it(tmp_path: Path) -> Non
         assert archive.sync()
         for i in range(2, 12):
             assert not archive.write([Update("s/x", T0 + i * STEP, float(i), GAUGE)]).errors
-        fd = _lock_like_a_reader(archive.path("s/x"))
-        try:
+        with _reader_holding(archive.path("s/x")):
             during = archive.sync()
-        finally:
-            os.close(fd)
         after = archive.sync()
         got = _values(archive, "s/x", T0, T0 + 11 * STEP)
         assert got == {T0 + STEP: 0.5, **{T0 + i * STEP: float(i) for i in range(2, 12)}}

@@ -36,6 +36,7 @@ MODULES = (
     "bench_webload",
     "bench_munin",
     "bench_scheduler",
+    "bench_dcache",
 )
 #: long benchmarks, run only when named (``--only soak``, ``make soak``), each with its own time limit
 OPT_IN = {"bench_soak": 2400.0}

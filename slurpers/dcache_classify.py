@@ -9,6 +9,7 @@ moved, negative sizes count 0, p2p rows from before dCache 2.7 have p2p NULL and
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -63,6 +64,7 @@ def _part(text: str) -> str:
     return metric_name(text.replace(".", "_"))
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct values, tens of thousands of rows
 def door_name(cellname: object) -> str:
     """``GFTP-host-AAYlasmRVVA@gridftp-hostDomain`` -> ``GFTP-host``: one name per door, not per login."""
     if not isinstance(cellname, str) or not cellname.strip():
@@ -71,6 +73,7 @@ def door_name(cellname: object) -> str:
     return _part(_LOGIN_SUFFIX.sub("", cell) or "unknown")
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct values, tens of thousands of rows
 def protocol_family(protocol: object) -> str:
     """``GFtp-2.0`` -> ``GFtp``; ``<unknown>``, NULL or empty -> ``unknown``."""
     if not isinstance(protocol, str) or not protocol.strip() or protocol.strip() == "<unknown>":
@@ -78,6 +81,7 @@ def protocol_family(protocol: object) -> str:
     return _part(_VERSION.sub("", protocol.strip()) or "unknown")
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct values, tens of thousands of rows
 def vo_name(fqan: object, storageclass: object) -> str:
     """The FQAN's first component, else the OSM store / Enstore storage group, else ``unknown``."""
     if isinstance(fqan, str):

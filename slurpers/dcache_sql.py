@@ -9,6 +9,7 @@ re-count land in the same bucket whatever the column's type.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,14 @@ OPTIONAL = {"p2p", "fqan", "owner"}
 _NAIVE_SLACK = timedelta(hours=3)
 #: [lo, hi) in UTC epoch seconds
 Interval = tuple[int, int]
+#: rows per round trip of the server-side cursor
+_FETCH = 5000
+_BIND = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _pyformat(sql: str) -> str:
+    """SQLAlchemy's ``:name`` parameters as psycopg's ``%(name)s`` (``::type`` casts left alone)."""
+    return _BIND.sub(r"%(\1)s", sql)
 
 
 class SchemaError(Exception):
@@ -66,6 +75,8 @@ class Schema:
 
     name: str
     tables: Mapping[str, TableShape]
+    #: server_version_num: hash_record_extended (a 64-bit hash of a whole row) exists from 14 on
+    server_version: int = 140000
 
     def describe(self) -> str:
         parts = []
@@ -114,7 +125,8 @@ def detect(conn: Any, schema: str, local_timezone: str) -> Schema:
                 'in, e.g. local_timezone = "Europe/Berlin"'
             )
         shapes[table] = shape
-    return Schema(schema, shapes)
+    version = int(conn.exec_driver_sql("SHOW server_version_num").scalar() or 0)
+    return Schema(schema, shapes, version)
 
 
 def _expanding(name: str) -> Any:
@@ -182,17 +194,21 @@ class Queries:
         cols = [f"t.{c}" if c in shape.columns else f"NULL AS {c}" for c in COLUMNS[table]]
         if shape.naive:
             cols.append("t.datestamp")
-        bucket = f"floor(extract(epoch FROM {self._instant(table)}) / :step)::bigint AS bucket"
+        # identity of an exact duplicate: the whole row (a 64-bit hash; md5 of its text before PG 14)
+        rowhash = "hash_record_extended(t, 0)" if self.schema.server_version >= 140000 else "md5(t::text)"
         return (
-            f"SELECT {bucket}, md5(t::text) AS rowhash, {', '.join(cols)} "
+            f"SELECT {self._bucket(table)} AS bucket, {rowhash} AS rowhash, {', '.join(cols)} "
             f"FROM {_quote(self.schema.name)}.{table} t WHERE {self._where(table)}"
         )
 
+    def _bucket(self, table: str) -> str:
+        """The row's bucket; double precision is exact enough for µs timestamps and twice as fast."""
+        return f"floor(date_part('epoch', {self._instant(table)}) / :step)::bigint"
+
     def counts_sql(self, table: str) -> str:
-        bucket = f"floor(extract(epoch FROM {self._instant(table)}) / :step)::bigint"
         return (
-            f"SELECT {bucket} AS bucket, count(*) AS n FROM {_quote(self.schema.name)}.{table} t "
-            f"WHERE {self._where(table)} GROUP BY 1"
+            f"SELECT {self._bucket(table)} AS bucket, count(*) AS n "
+            f"FROM {_quote(self.schema.name)}.{table} t WHERE {self._where(table)} GROUP BY 1"
         )
 
     def newest_sql(self) -> str:
@@ -203,17 +219,26 @@ class Queries:
         )
 
     def stream(self, conn: Any, table: str, span: Interval) -> Iterator[Mapping[str, Any]]:
-        """Rows of ``table`` with event time in ``span``, through a server-side cursor."""
-        from sqlalchemy import text
+        """Rows of ``table`` with event time in ``span``, through a server-side cursor.
 
+        The hot path goes to psycopg's named cursor under SQLAlchemy's connection (same session and
+        transaction), which costs a third of SQLAlchemy's row objects. ``db_seconds`` counts the time
+        spent waiting for the database (execute and each fetch), not the caller's work between rows.
+        """
+        raw = conn.connection.driver_connection
         started = time.monotonic()
-        try:
-            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-                text(self.rows_sql(table)), self._params(table, *span)
-            )
-            yield from result.mappings()
-        finally:
+        with raw.cursor(name=f"rexmon_dcache_{table}") as cur:
+            cur.execute(_pyformat(self.rows_sql(table)), self._params(table, *span))
+            names = [d.name for d in cur.description or ()]
             self.db_seconds += time.monotonic() - started
+            while True:
+                started = time.monotonic()
+                rows = cur.fetchmany(_FETCH)
+                self.db_seconds += time.monotonic() - started
+                if not rows:
+                    return
+                for row in rows:
+                    yield dict(zip(names, row, strict=True))
 
     def counts(self, conn: Any, table: str, span: Interval) -> dict[int, int]:
         """Raw row count per bucket (GROUP BY over the datestamp index), for the re-count."""

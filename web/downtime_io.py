@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from downtime import checks
 from downtime.checks import KINDS, SEVERITIES, DowntimeError
 from downtime.models import Downtime, DowntimeAudit
-from downtime.store import check_downtime, status_at
+from downtime.store import check_downtime, problem, status_at
 from downtime.timeparse import TimeParseError, parse_time
 from web.params import ParamError
 
@@ -140,6 +140,7 @@ def downtime_dict(d: Downtime, now: float, audit: Sequence[DowntimeAudit] | None
         "tz": d.tz,
         "status": d.status,
         "phase": status_at(d, now),
+        "problem": problem(d),
         "cancel_reason": d.cancel_reason,
         "created": d.created,
         "updated": d.updated,

@@ -332,7 +332,11 @@ def _schemas() -> dict[str, Any]:
                 "ticket": {"type": "string"},
                 "rrule": {"type": ["string", "null"]},
                 "tz": {"type": "string"},
-                "phase": {"type": "string", "enum": ["active", "upcoming", "past", "cancelled"]},
+                "phase": {"type": "string", "enum": ["active", "upcoming", "past", "cancelled", "invalid"]},
+                "problem": {
+                    "type": ["string", "null"],
+                    "description": "why an invalid downtime (a row stored before the checks) covers nothing",
+                },
                 "cancel_reason": {"type": "string"},
                 "audit": {
                     "type": "array",

@@ -196,8 +196,11 @@ def _web_readers(config: object, now: float, good: str) -> None:
         assert client.get(url, headers=basic()).status_code == 200, url
     api = client.get("/api/downtimes?which=all", headers=basic())
     assert api.status_code == 200
-    phases = {d["reason"]: d["phase"] for d in api.get_json()}
-    assert phases[good] == "active"
-    assert {phases[f"row {i}"] for i in range(1, len(STORED) + 1)} == {"invalid"}
+    phases = {d["reason"]: (d["phase"], d["problem"]) for d in api.get_json()}
+    assert phases[good] == ("active", None)
+    assert {phases[f"row {i}"][0] for i in range(1, len(STORED) + 1)} == {"invalid"}
+    assert "INTERVAL must be a whole number" in phases["row 1"][1]
+    page = client.get("/downtimes/1", headers=basic()).get_data(as_text=True)
+    assert "covers nothing because" in page and "INTERVAL must be a whole number" in page
     covering = Downtimes(make_engine(config.database_url)).at(now).covering("good/x", now)  # type: ignore[attr-defined]
     assert [w.reason for w in covering] == [good]

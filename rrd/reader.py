@@ -23,7 +23,7 @@ from typing import Any
 
 import rrdtool
 
-from rrd import remote
+from rrd import header, remote
 from rrd.flush import FlushErrors, FlushPolicy
 from rrd.names import Names, id_from_path
 from rrd.rrdcached import RRDCachedClient, RRDCachedError
@@ -165,6 +165,12 @@ class ArchiveReader:
             return None
         flushed = self.flush_many([metric_id]) if flush else self.policy.error is None
         client = self._daemon(flushed)
+        if client is not None and not self.reads_remote:
+            # the files are here: their header, read without a lock (librrd's would collide with
+            # rrdcached's writes), after the flush; rrdcached's INFO when it cannot be read that way
+            got_local = header.last(self.path(metric_id))
+            if got_local is not None:
+                return got_local
         if client is not None:
             got: tuple[int, float | None] | None = self._remote(client, remote.last, metric_id, DS_NAME)
             return got

@@ -27,6 +27,8 @@ class Peers:
     ftsmon_url: str = ""
     netbeam_url: str = ""
     stomp: tuple[str, int] | None = None
+    #: the file naming the demo billing database's URL (a secret by reference); "" when not started
+    billing_url_file: str = ""
 
 
 def q(value: object) -> str:
@@ -113,6 +115,17 @@ base_url = {q(peers.netbeam_url)}
 interfaces = ["devices/albq-asw1/interfaces/ae10", "devices/chic-cr55/interfaces/xe-0%2F1%2F0"]
 series = ["traffic", "errors"]
 lag = "30s"                    # the simulator's newest points are complete at once
+"""
+        )
+    if peers.billing_url_file:
+        parts.append(
+            f"""[[slurper]]
+id = "dcache"
+type = "dcache"
+interval = 60
+timeout = 50
+url = {{ file = {q(peers.billing_url_file)} }}
+backfill = "3h"                # the simulator wrote the three hours before the demo started
 """
         )
     for name in MUNIN_PLUGINS:

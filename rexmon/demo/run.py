@@ -144,7 +144,30 @@ class Demo:
                 "(start ActiveMQ and run the demo again to see it)"
             )
         bin_dir = next(iter(bins.values())).parent
-        return democonfig.Peers(bin_dir, rest.url, peer.notify_url, peer.saag_url, ftsmon, netbeam, stomp)
+        billing = self._start_billing()
+        return democonfig.Peers(
+            bin_dir, rest.url, peer.notify_url, peer.saag_url, ftsmon, netbeam, stomp, billing
+        )
+
+    def _start_billing(self) -> str:
+        """A dCache billing database when PostgreSQL is installed: the file naming its URL, else ""."""
+        import importlib.util
+
+        from rexmon.demo.billing_sim import BillingSim, server_binaries
+
+        bin_dir = server_binaries()
+        if bin_dir is None or importlib.util.find_spec("psycopg") is None:
+            self.notes.append(
+                "no PostgreSQL server (package postgresql) or no psycopg (pip install 'rexmon[postgres]'): "
+                "the dCache billing slurper is skipped"
+            )
+            return ""
+        sim = BillingSim(self.dir / "billing", self.options.seed).start(bin_dir)
+        self._on_stop("dCache billing database", sim.stop)
+        url_file = self.dir / "billing.url"
+        url_file.write_text(sim.url + "\n", encoding="utf-8")
+        url_file.chmod(0o600)
+        return str(url_file)
 
     def _start_stomp_feed(self) -> None:
         from rexmon.demo.stomp_feed import StompFeed

@@ -1,5 +1,7 @@
-"""Config values of the wrong type or out of bounds, and slurpers that emit unbounded metric names:
-`rexmon check` names the file and the key of each; a slurper is held to its `max_metrics`."""
+"""Config values of the wrong type or out of bounds, and slurpers that emit unbounded metric names.
+
+`rexmon check` names the file and the key of each; a slurper is held to its `max_metrics`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Plugins that misbehave: endless or huge output, children that leave the process group, background
-children. Each run ends within its timeout, holds at most ``max_output`` bytes, and leaves no process."""
+"""Plugins that misbehave: endless or huge output, children that leave the process group or stay behind.
+
+Each run ends within its timeout, holds at most ``max_output`` bytes, and leaves no process running.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def pids_in(path: Path) -> list[int]:
 
 
 def test_endless_output(write_config, tmp_path: Path) -> None:
-    """A plugin printing without end (``yes``): the run fails naming max_output once 1 MiB is read, the plugin is killed."""  # noqa: E501
+    """A plugin printing without end (`yes`): the run fails naming max_output once 1 MiB is read, the plugin is killed."""  # noqa: E501
     endless = plugin(tmp_path, "endless", "exec yes 'x.value 1'\n")
     result = run_bounded(write_config, endless, "max_output = 1048576\n")
     assert result.error is not None

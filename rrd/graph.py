@@ -244,7 +244,8 @@ class GraphRenderer:
         cache = self._cache_path(spec, stamps) if use_cache else None
         if cache is not None and cache.is_file():
             return Rendered(cache.read_bytes(), CONTENT_TYPES[spec.fmt], cached=True)
-        args = build_args(spec, paths)
+        # through rrdcached (FETCH) when it answers: librrd's read lock would make its writes fail
+        args = [*self.archive.daemon_args(), *build_args(spec, paths)]
         try:
             data, info = DRAWER.draw(spec.zone, args)
         except GraphError as exc:
@@ -264,7 +265,7 @@ class GraphRenderer:
                 raise GraphError(str(exc)) from exc
             if last is None:
                 raise MetricNotFound(f"no such metric: {mid}")
-            paths.append(self.archive.path(mid))
+            paths.append(self.archive.graph_source(mid))
             stamps.append(last[0])
         return paths, stamps
 

@@ -76,6 +76,11 @@ def breaching_selector(metric_id: str = BREACHING) -> str:
 _IMAGES_LOADED = (
     "() => [...document.querySelectorAll('img.graph')].every(i => i.complete && i.naturalWidth > 0)"
 )
+#: the images the screenshot shows (lazy ones load only once in view) have loaded
+_VISIBLE_IMAGES_LOADED = (
+    "() => [...document.querySelectorAll('img')]"
+    ".filter(i => i.getBoundingClientRect().top < innerHeight).every(i => i.complete)"
+)
 _CHART_DRAWN = "() => { const c = document.getElementById('chart'); return c && c.dataset.yTicks; }"
 
 
@@ -87,6 +92,7 @@ def capture(chromium: Any, url: str, out_dir: Path, timeout_ms: float = 120_000)
     page = chromium.new_page(viewport=VIEWPORT)
     try:
         icon = _wait_for_alarm(page, base + "/", timeout_ms)
+        page.wait_for_function(_VISIBLE_IMAGES_LOADED, timeout=timeout_ms)
         overview = out_dir / "overview.png"
         page.screenshot(path=str(overview))
         page.goto(base + GRAPH_PATH)

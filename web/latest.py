@@ -117,12 +117,14 @@ class MetricIds:
     def __init__(self, rrd_dir: Path) -> None:
         self.rrd_dir = Path(rrd_dir)
         self._dirs: dict[str, tuple[int, list[str]]] = {}
+        self._all: list[str] = []
 
     def __call__(self) -> list[str]:
+        """Every id, sorted; the same list object while no directory changed (callers key caches on it)."""
         if not self.rrd_dir.is_dir():
             return []
-        out: list[str] = []
         seen: dict[str, tuple[int, list[str]]] = {}
+        changed = False
         for entry in os.scandir(self.rrd_dir):
             if not entry.is_dir():
                 continue
@@ -130,10 +132,12 @@ class MetricIds:
             hit = self._dirs.get(entry.name)
             if hit is None or hit[0] != mtime:
                 hit = (mtime, _list_dir(entry.name, entry.path))
+                changed = True
             seen[entry.name] = hit
-            out.extend(hit[1])
+        if changed or seen.keys() != self._dirs.keys():
+            self._all = sorted(m for _, ids in seen.values() for m in ids)
         self._dirs = seen
-        return sorted(out)
+        return self._all
 
 
 def _list_dir(name: str, path: str) -> list[str]:

@@ -9,13 +9,14 @@ page shows as items: the metrics that need someone, the silenced ones and the gr
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, case, func, select
 
 from alarms.catalogue import MetricMeta
 from alarms.store import AlarmStateRow
@@ -163,11 +164,14 @@ class Shapes:
         self.groups: list[tuple[str, str]] = []
         self.members: list[list[int]] = []
         self.index: dict[str, int] = {}
+        #: bumped whenever the shapes are rebuilt (summaries built on older shapes are not reused)
+        self.version = 0
 
     def update(self, ids: Sequence[str], meta: Mapping[str, MetricMeta]) -> Shapes:
         key = (id(meta), len(ids))
-        if key == self._key and ids == self._ids:
+        if key == self._key and (ids is self._ids or ids == self._ids):
             return self
+        self.version += 1
         numbers: dict[tuple[str, str], int] = {}
         self.names, self.group_of, self.groups, self.members = [], [], [], []
         for k, mid in enumerate(ids):
@@ -288,24 +292,65 @@ def _icon(mid: str, j: Judged | None, covering: Any, now: float) -> str:
     return j.state.lower()
 
 
-def read_judged(db: Engine) -> dict[str, Judged]:
-    """The engine's states, only the columns the icons need (a tenth of loading the full records)."""
+#: (database URL) -> (fingerprint, read number, the states read then)
+_JUDGED: dict[str, tuple[tuple[Any, ...], int, dict[str, Judged]]] = {}
+_READS = itertools.count(1)
+_SUMMARIES: dict[tuple[Any, ...], Summary] = {}
+
+
+def read_judged(db: Engine) -> tuple[int, dict[str, Judged]]:
+    """The engine's states, only the columns the icons need, and a number that changes when they do.
+
+    A fingerprint (count and sums of the icon columns, one scan inside the database) decides whether
+    the rows are read again: the engine rewrites every judged row each round, but their icons rarely
+    change.
+    """
     t = cast(Table, AlarmStateRow.__table__)
+    url = str(db.url)
     try:
         with db.connect() as conn:
+            mark = tuple(
+                conn.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(t.c.since), 0.0),
+                        func.coalesce(func.sum(case((t.c.state == "OK", 0), else_=1)), 0),
+                        func.coalesce(func.sum(case((t.c.stale, 1), else_=0)), 0),
+                        func.coalesce(func.sum(case((t.c.acked, 1), else_=0)), 0),
+                        func.coalesce(func.sum(t.c.downtime_id), 0),
+                        func.count(t.c.downtime_id),
+                    )
+                ).one()
+            )
+            hit = _JUDGED.get(url)
+            if hit is not None and hit[0] == mark:
+                return hit[1], hit[2]
             rows = conn.execute(select(t.c.metric_id, t.c.state, t.c.stale, t.c.acked, t.c.downtime_id)).all()
     except Exception as exc:  # an unmigrated or unreachable database: show the archive alone
         log.warning("alarm states unavailable: %s", exc)
-        return {}
-    return {r[0]: Judged(r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows}
+        return 0, {}
+    judged = {r[0]: Judged(r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows}
+    number = next(_READS)
+    _JUDGED[url] = (mark, number, judged)
+    return number, judged
 
 
 def summary(monitor: Monitor, want: Filter = EVERYTHING) -> Summary:
-    """The summary of every metric of ``monitor``'s archive."""
+    """The summary of every metric of ``monitor``'s archive; reused while nothing it shows changed."""
     now = monitor.clock()
     ids = monitor.metric_ids()
     shapes = _shapes(monitor).update(ids, monitor.meta())
-    return summarize(ids, read_judged(monitor.engine), shapes, monitor.current(now), now, want)
+    read, judged = read_judged(monitor.engine)
+    current = monitor.current(now)
+    windows = tuple((w.downtime_id, w.start, w.end) for w in current.windows)
+    key = (id(monitor), shapes.version, read, windows, want)
+    hit = _SUMMARIES.get(key)
+    if hit is None:
+        if len(_SUMMARIES) > 16:
+            _SUMMARIES.clear()
+        hit = _SUMMARIES[key] = summarize(ids, judged, shapes, current, now, want)
+    hit.now = now
+    return hit
 
 
 _SHAPES: weakref.WeakKeyDictionary[Monitor, Shapes] = weakref.WeakKeyDictionary()

@@ -114,3 +114,16 @@ def test_the_catalogue_is_written_only_for_new_or_changed_shapes(site: Site) -> 
     finally:
         engine.dispose()
     assert sorted(first) == ["a/x", "a/y"] and sorted(again) == ["a/y"]
+
+
+def test_a_state_change_reaches_an_overview_built_before_it(site: Site) -> None:
+    client = site.client()
+    collector_round(site, [], [record("load/load", "OK")])
+    assert 'data-id="load/load"' not in client.get("/").get_data(as_text=True)  # OK: nothing to show
+    version = client.get("/overview/changes").get_json()["version"]
+    collector_round(site, [], [record("load/load", "CRITICAL", since=NOW - 30)])
+    html = client.get("/").get_data(as_text=True)
+    attention = html.split('id="h-attention"')[1].split("</section>")[0]
+    assert 'data-id="load/load" data-state="critical"' in attention
+    changed = client.get("/overview/changes", query_string={"since": version}).get_json()["parts"]
+    assert {"counts", "attention", "s:load"} <= set(changed)

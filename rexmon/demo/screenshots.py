@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args[0] if args else "docs/screenshots")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="rexmon-demo-") as tmp:
+        Path(tmp).chmod(0o755)  # the demo's PostgreSQL runs as its own user and keeps its data in here
         demo = Demo(DemoOptions(Path(tmp), "127.0.0.1:0"))
         with demo, browser() as chromium:
             shots = capture(chromium, demo.url, out_dir)

@@ -112,3 +112,36 @@ def _rras(path: Path) -> list[dict[str, object]]:
         out.append({k: info[f"rra[{i}].{k}"] for k in ("cf", "pdp_per_row", "rows")})
         i += 1
     return out
+
+
+def test_a_batch_of_new_metrics_is_created_at_once_and_files_made_meanwhile_are_kept(
+    tmp_path: Path, address: str
+) -> None:
+    """New files are made several at a time (copied from one file on this host); a file another
+    writer made first is used as it is, never overwritten."""
+    ids = [f"s{i % 3}/m{i}" for i in range(60)]
+    gauge, counter = SeriesSpec("GAUGE", 120, 0, None), SeriesSpec("COUNTER", 120, 0, None)
+    other = Archive(tmp_path / "rrd", 60)  # another writer got to s0/m0 first, with its own value
+    assert not other.write([Update("s0/m0", T0 - 60, 42.0, gauge)]).errors
+    archive = Archive(tmp_path / "rrd", 60, address)
+    try:
+        res = archive.write([Update(m, T0, float(i), counter if i % 2 else gauge) for i, m in enumerate(ids)])
+        assert not res.errors and res.created == 59 and res.written == 60
+        res = archive.write(
+            [Update(m, T0 + 60, float(i + 1), counter if i % 2 else gauge) for i, m in enumerate(ids)]
+        )
+        assert not res.errors and res.created == 0
+        last = archive.last_many(ids)
+        assert last == {m: (T0 + 60, float(i + 1)) for i, m in enumerate(ids)}
+        assert archive.info("s1/m1")["ds[value].type"] == "COUNTER"
+        assert (
+            archive.info("s0/m3")["ds[value].type"] == "COUNTER"
+            and archive.info("s1/m4")["ds[value].type"] == "GAUGE"
+        )
+        assert dict(archive.fetch("s0/m0", T0 - 120, T0).points())[T0 - 60] == 42.0  # not overwritten
+        leftovers = [
+            p for p in (tmp_path / "rrd").rglob("*") if p.is_file() and p.suffix not in (".rrd", ".wal")
+        ]
+        assert not leftovers  # no template or half-copied file left behind
+    finally:
+        archive.close()

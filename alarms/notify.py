@@ -184,19 +184,30 @@ class Deliverer:
         self._monotonic = monotonic
         self._apprise: dict[str, apprise.Apprise] = {}
         self._busy: set[str] = set()
+        #: delivered messages whose outcome the database has not recorded yet (id -> when)
+        self._unrecorded: dict[int, float] = {}
+        #: per target: no attempt before this time (the backoff, also while it cannot be recorded)
+        self._not_before: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def deliver(self, now: float, *, wait: bool = True) -> int:
         """Send every due message; returns how many were delivered (with ``wait=False``: targets started)."""
+        self._record_pending()
         by_target: dict[str, list[Pending]] = {}
         due = self.store.due(now)
         selfmetrics.OUTBOX_BACKLOG.set(len(due))
+        with self._lock:  # sent, but the database could not record it yet: never sent twice
+            due = [p for p in due if p.id not in self._unrecorded]
         for p in due:
             by_target.setdefault(p.target, []).append(p)
         # a target's messages go out in order: one still backing off holds the later ones
         by_target = {k: v for k, v in by_target.items() if v[0].next_attempt <= now}
-        with self._lock:  # a target with an attempt still running is left to it
-            by_target = {k: v for k, v in by_target.items() if k not in self._busy}
+        with self._lock:  # a target with an attempt still running is left to it, and one backing off
+            by_target = {
+                k: v
+                for k, v in by_target.items()
+                if k not in self._busy and self._not_before.get(k, 0) <= now
+            }
             self._busy.update(by_target)
         if not by_target:
             return 0
@@ -218,30 +229,48 @@ class Deliverer:
         """Send one target's messages in order; stop at its first failure (they keep their order).
 
         ``now`` is the round's time and ``t0`` the monotonic clock then: an attempt that ends ``d``
-        seconds later ended at ``now + d``, and its retry is due ``delay`` after that.
+        seconds later ended at ``now + d``, and its retry is due ``delay`` after that. The outcome is
+        recorded in the database; while it cannot be (locked, away), it is kept here, so a delivered
+        message is not sent again and a failing target is not tried before its backoff.
         """
         sent = 0
         try:
-            for msg in messages:
+            for i, msg in enumerate(messages):
                 error = self._send(key, msg)
                 ended = now + max(0.0, self._monotonic() - t0)
                 if error is not None:
                     delay = min(self.max_backoff, self.backoff * 2**msg.attempts)
-                    self.store.failed(msg.id, error, ended + delay)
                     selfmetrics.NOTIFY_FAILED.labels(key).inc()
-                    for later in messages[messages.index(msg) + 1 :]:
-                        self.store.failed(later.id, "waiting behind an earlier message", ended + delay)
                     log.warning("notify %s: %s; retry in %.0f s", key, error, delay)
+                    with self._lock:
+                        self._not_before[key] = ended + delay
+                    self.store.failed(msg.id, error, ended + delay)
+                    for later in messages[i + 1 :]:
+                        self.store.failed(later.id, "waiting behind an earlier message", ended + delay)
                     break
-                self.store.delivered(msg.id, ended)
                 selfmetrics.NOTIFY_SENT.labels(key).inc()
                 sent += 1
-        except Exception:  # the database went away mid-attempt: the messages stay due, sent or not
-            log.exception("notify %s: could not record the outcome of a delivery", key)
+                with self._lock:
+                    self._unrecorded[msg.id] = ended
+                self._record_pending()
+        except Exception as exc:  # the database is locked or away: recorded when it answers
+            log.warning("notify %s: the outcome is not recorded yet (%s: %s)", key, type(exc).__name__, exc)
         finally:
             with self._lock:
                 self._busy.discard(key)
         return sent
+
+    def _record_pending(self) -> None:
+        """Record deliveries the database could not take when they happened (oldest first)."""
+        with self._lock:
+            pending = sorted(self._unrecorded.items())
+        for msg_id, when in pending:
+            try:
+                self.store.delivered(msg_id, when)
+            except Exception:
+                return  # still locked or away: the next round tries again
+            with self._lock:
+                self._unrecorded.pop(msg_id, None)
 
     def _send(self, key: str, msg: Pending) -> str | None:
         target = self.targets.get(key)

@@ -88,8 +88,9 @@ class Runner:
         try:
             with output_limit(max_output):
                 readings = list(slurper.collect(ctx))
-            readings = self._within_max_metrics(slurper, readings)
+            readings, new_names = self._within_max_metrics(slurper, readings)
             self._convert(slurper, readings, started, result)
+            self._names.setdefault(slurper.id, set()).update(new_names)  # once the run is good
             result.new_state = ctx.new_state
             result.ctx = ctx
         except SlurperError as exc:
@@ -148,32 +149,34 @@ class Runner:
         )
         return spec
 
-    def _within_max_metrics(self, slurper: Slurper[Any], readings: list[Reading]) -> list[Reading]:
-        """Hold a slurper to ``max_metrics`` distinct names (each one is an RRD file, kept for good).
+    def _within_max_metrics(
+        self, slurper: Slurper[Any], readings: list[Reading]
+    ) -> tuple[list[Reading], set[str]]:
+        """Hold a slurper to ``max_metrics`` distinct names (each one is an RRD file, kept for good):
+        the readings to archive and the names new since start among them.
 
         A run with more names than that fails; names new since start past the cap are refused (one log
         line per run) while the names already archived go on.
         """
         _, cap = self.limits.get(slurper.id, (DEFAULT_MAX_OUTPUT, DEFAULT_MAX_METRICS))
-        names = {r.metric for r in readings if isinstance(r, Reading)}
+        names = {r.metric for r in readings if isinstance(r, Reading) and isinstance(r.metric, str)}
         if len(names) > cap:
             raise SlurperError(
                 f"slurper {slurper.id} produced {len(names)} metric names, more than its max_metrics = "
                 f"{cap}; nothing from this run is archived (raise max_metrics if the names are real)"
             )
-        known = self._names.setdefault(slurper.id, set())
+        known = self._names.get(slurper.id, set())
         new = names - known
         room = cap - len(known)
         if len(new) <= room:
-            known |= new
-            return readings
+            return readings, new
         taken = set(sorted(new)[:room])
-        known |= taken
         log.warning(
             "slurper %s: %d new metric names refused (it has %d names, its max_metrics is %d)",
-            slurper.id, len(new) - len(taken), len(known), cap,
+            slurper.id, len(new) - len(taken), len(known) + len(taken), cap,
         )  # fmt: skip
-        return [r for r in readings if not isinstance(r, Reading) or r.metric in known]
+        refused = new - taken
+        return [r for r in readings if not isinstance(r, Reading) or r.metric not in refused], taken
 
     def _spec(self, slurper: Slurper[Any], name: str) -> tuple[str, SeriesSpec, MetricSpec]:
         cached = self._specs.get(slurper.id)

@@ -175,3 +175,23 @@ def test_each_shard_has_its_own_lag_series() -> None:
     assert lag_metric("") == "rexmon/scheduler.lag"
     assert lag_metric("2/3") == "rexmon/scheduler.shard2of3.lag"
     assert lag_metric("1/3") != lag_metric("2/3")
+
+
+def test_a_failed_run_takes_none_of_the_max_metrics_budget(write_config) -> None:
+    """Names of a run that failed (here: one name not allowed) are not counted against max_metrics."""
+    from rexmon.runner import Runner
+
+    class Batches(ScriptedSlurper):
+        def collect(self, ctx: CollectContext) -> Sequence[Reading]:
+            self.runs += 1
+            if self.runs == 1:
+                return [Reading("jobs.a", 1.0), Reading("jobs.b", 1.0), Reading("../evil", 1.0)]
+            return [Reading("jobs.c", 1.0), Reading("jobs.d", 1.0)]
+
+    cfg = load(write_config(""))
+    slurper = Batches("b", "values")
+    runner = Runner(cfg, [slurper], dry_run=True)
+    runner.limits["b"] = (runner.limits["b"][0], 2)
+    assert runner.run(slurper).error is not None
+    second = runner.run(slurper)
+    assert second.error is None and sorted(u.metric_id for u in second.updates) == ["b/jobs.c", "b/jobs.d"]

@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
@@ -37,6 +36,7 @@ from rexmon.scheduling import (
     select_slurpers,
     shard_of,
 )
+from rexmon.writer_log import Totals, WriteLog
 from rrd.archive import Archive, SeriesSpec, Update, WriteResult
 from rrd.names import make_id
 from slurpers.api import Slurper
@@ -51,35 +51,7 @@ QUEUE_MIN = 10_000
 QUEUE_WAIT = 1.0
 #: scheduling lags kept for inspection (a rolling window: nothing grows with the number of runs)
 LAG_WINDOW = 100_000
-#: archive errors kept with their text (``rexmon run --once`` prints them); the rest are counted
-RECENT_ERRORS = 100
-#: distinct archive error messages logged per ERROR_QUIET seconds at most, each at most once
-ERRORS_LOGGED = 20
-ERROR_QUIET = 600.0
 Clock = Callable[[], float]
-
-
-@dataclass
-class Totals:
-    """What the writer archived since start: counters, and the last RECENT_ERRORS errors with their text."""
-
-    written: int = 0
-    skipped_old: int = 0
-    created: int = 0
-    error_count: int = 0
-    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
-
-    @property
-    def errors(self) -> list[tuple[str, str]]:
-        """The most recent archive errors (metric id, message)."""
-        return list(self.recent)
-
-    def add(self, res: WriteResult) -> None:
-        self.written += res.written
-        self.skipped_old += res.skipped_old
-        self.created += res.created
-        self.error_count += len(res.errors)
-        self.recent.extend(res.errors[-RECENT_ERRORS:])
 
 
 class SchedulerEvent(RunResult):
@@ -139,11 +111,8 @@ class Service:
         self.dropped = 0
         self._dropped_round = 0
         self._full = Episode(log)
-        self._refused = Episode(log)
-        self._logged: dict[str, float] = {}
+        self._errors = WriteLog(log)
         self._alarms_dropped = 0
-        #: per slurper: the error last logged and when (bounded by the number of slurpers)
-        self._run_errors: dict[str, tuple[str, float]] = {}
         #: runs the scheduler missed or skipped (overloaded, or a run beyond its interval)
         self._late = Episode(log)
         self._late_round = 0
@@ -296,7 +265,6 @@ class Service:
                 self._write(batch)
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
-            self.life.ping(self._queue.qsize())  # WATCHDOG=1 and /metrics gauges from the writer itself
             self._round_done.set()  # the database heartbeat: see _life_loop
 
     def _life_loop(self) -> None:
@@ -318,14 +286,14 @@ class Service:
         selfmetrics.record_write(time.monotonic() - started, res.written, res.skipped_old, len(res.errors))
         with self._totals_lock:
             self.totals.add(res)
-        self._log_errors(res, len(updates))
+        self._errors.archive(res, len(updates))
         failed = {mid for mid, _ in res.errors}
         for r in results:
             if r.error:
-                self._log_run_error(r)
+                if not isinstance(r, SchedulerEvent):  # those are counted in their episode
+                    self._errors.run_failed(r.slurper_id, r.error)
                 continue
-            if self._run_errors.pop(r.slurper_id, None) is not None:
-                log.warning("slurper %s: runs succeed again", r.slurper_id)
+            self._errors.run_ok(r.slurper_id)
             if any(u.metric_id in failed for u in r.updates):
                 continue  # not committed: the next run fetches this window again
             if r.new_state is not None:
@@ -369,53 +337,9 @@ class Service:
             out.append(Update(self._health_id("alarms", "dropped"), now, dropped, g))
         return out
 
-    def _log_run_error(self, r: RunResult) -> None:
-        """A slurper's error: logged when new or changed, else again only every ERROR_QUIET seconds (a
-        source down for a day is not 86,400 lines); scheduler events are counted in their episode."""
-        if isinstance(r, SchedulerEvent):
-            return
-        now = time.monotonic()
-        last = self._run_errors.get(r.slurper_id)
-        if last is None or last[0] != r.error or now - last[1] >= ERROR_QUIET:
-            log.error("%s", r.error)
-            self._run_errors[r.slurper_id] = (r.error or "", now)
-
     def _health_id(self, part: str, what: str) -> str:
         """``rexmon/writer.queue``, or ``rexmon/writer.shard1of3.queue`` on one shard of a scale-out."""
         return make_id(HEALTH, f"{part}.{self._health_part}{what}")
-
-    def _log_errors(self, res: WriteResult, attempted: int) -> None:
-        """A round the archive refused whole (rrdcached away, a read-only disk) starts an outage: one line
-        then, one when writes succeed again. Other errors: each distinct message at most once per
-        ERROR_QUIET seconds, at most ERRORS_LOGGED per round, so a broken file is not a line per round."""
-        if res.errors and res.written == 0 and res.skipped_old == 0:
-            self._refused.fail(
-                "archive: every write fails (%s: %s); values are not archived until it answers again "
-                "(slurpers with a checkpoint read their window again then); one line when it recovers",
-                res.errors[0][0], res.errors[0][1], items=attempted,
-            )  # fmt: skip
-            return
-        if res.written and self._refused.active:
-            self._refused.ok(
-                "archive: writes succeed again after %(seconds).0f s; %(count)d round(s), %(items)d value(s) "
-                "could not be archived meanwhile"
-            )
-        now = time.monotonic()
-        if len(self._logged) > 10 * ERRORS_LOGGED:
-            self._logged = {m: t for m, t in self._logged.items() if now - t < ERROR_QUIET}
-        shown = capped = 0
-        for mid, msg in res.errors:
-            if now - self._logged.get(msg, -ERROR_QUIET) < ERROR_QUIET:
-                continue  # said already (the same cause for many metrics, or again within ERROR_QUIET)
-            if shown >= ERRORS_LOGGED:
-                capped += 1
-                continue
-            self._logged[msg] = now
-            shown += 1
-            log.error("archive: %s: %s", mid, msg)
-        if capped:
-            log.error("archive: %d more error(s) with other causes this round (at most %d logged a round)",
-                      capped, ERRORS_LOGGED)  # fmt: skip
 
 
 def _safe_close(s: Slurper[Any]) -> None:

@@ -84,6 +84,7 @@ class Service:
         self.life = SignsOfLife.of(config, spec or None)  # the database heartbeat, systemd's watchdog
         self.archive = Archive(
             config.rrd_dir, config.archive.step, config.rrdcached, journal_dir=config.state_dir / "journal",
+            retention=config.retention(),
         )  # fmt: skip
         self.sync_interval = JOURNAL_SYNC_SECONDS
         #: the alarm side in threads of its own (None: this collector hands values to no one)
@@ -265,6 +266,7 @@ class Service:
                 self._write(batch)
             except Exception:  # the writer must survive anything a batch throws at it
                 log.exception("writer round failed")
+            self.life.ping(self._queue.qsize())  # WATCHDOG=1 and /metrics gauges from the writer itself
             self._round_done.set()  # the database heartbeat: see _life_loop
 
     def _life_loop(self) -> None:
@@ -284,6 +286,7 @@ class Service:
         started = time.monotonic()
         res = self.archive.write(updates) if updates else WriteResult()
         selfmetrics.record_write(time.monotonic() - started, res.written, res.skipped_old, len(res.errors))
+        selfmetrics.record_backlog(res.held, res.refused)
         with self._totals_lock:
             self.totals.add(res)
         self._errors.archive(res, len(updates))

@@ -3,7 +3,7 @@
 Reading is public or login-required (``[web] public_read``); writing always needs a user. A reverse
 proxy that authenticated the user passes the name in ``[web] trusted_header``, read exactly as named:
 a name with a ``-`` (``X-Remote-User``) is that HTTP request header, which the proxy must set or strip on
-every request; an upper-case name with ``_`` only (``REMOTE_USER``) is that WSGI environment variable,
+every request; any other name (``REMOTE_USER``) is the WSGI environment variable of exactly that name,
 which only the server sets, never a client's ``Remote-User`` header (WSGI files both under similar keys).
 """
 
@@ -14,7 +14,6 @@ import binascii
 import functools
 import hashlib
 import logging
-import re
 import threading
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from flask import Request, Response
 log = logging.getLogger(__name__)
 REALM = "rexmon"
 _BCRYPT_PREFIXES = ("$2y$", "$2b$", "$2a$")
-#: a WSGI/CGI environment variable (REMOTE_USER), as opposed to an HTTP header name (X-Remote-User)
-_ENVIRON_KEY = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 _DEFAULT_COST = 12
 
 
@@ -123,7 +120,7 @@ class Auth:
         """The value of ``trusted_header`` exactly as named: an environment variable such as REMOTE_USER
         only from the environment (a client's ``Remote-User`` header is HTTP_REMOTE_USER there), an HTTP
         header such as X-Remote-User only from the headers."""
-        if _ENVIRON_KEY.match(self.trusted_header):
+        if "-" not in self.trusted_header:  # REMOTE_USER, remote_user: never HTTP_REMOTE_USER
             return request.environ.get(self.trusted_header)
         return request.environ.get("HTTP_" + self.trusted_header.upper().replace("-", "_"))
 

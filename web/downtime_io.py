@@ -47,6 +47,8 @@ def zone_of(name: str) -> tzinfo:
 
 @dataclass(frozen=True)
 class DowntimeInput:
+    """A new downtime as read from a form or a JSON body and checked by the store's checks."""
+
     scope: tuple[str, ...]
     start: float
     end: float

@@ -211,7 +211,7 @@ def _kill_rest(pid: int, marker: str) -> None:
         os.killpg(pid, signal.SIGKILL)
     needle = f"{MARKER_VAR}={marker}".encode()
     for _ in range(3):  # a stray may fork while it is being killed
-        strays = [p for p in _pids() if _carries(p, needle)]
+        strays = [p for p in _pids_after(pid) if _carries(p, needle)]
         if not strays:
             return
         for p in strays:
@@ -219,12 +219,27 @@ def _kill_rest(pid: int, marker: str) -> None:
                 os.kill(p, signal.SIGKILL)
 
 
-def _pids() -> list[int]:
-    me = os.getpid()
+def _pids_after(first: int) -> list[int]:
+    """The processes started after pid ``first``: only they can descend from it.
+
+    Linux hands out pids in increasing order until they wrap, so these are the pids above ``first``
+    (and, once the numbers wrapped, those up to the last one given), a few of the whole table.
+    """
     try:
-        return [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) != me]
+        pids = [int(n) for n in os.listdir("/proc") if n.isdigit()]
     except OSError:
         return []
+    last = _last_pid()
+    wrapped = last is not None and last < first
+    return [p for p in pids if p > first or (wrapped and last is not None and p <= last)]
+
+
+def _last_pid() -> int | None:
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
 
 
 def _carries(pid: int, needle: bytes) -> bool:

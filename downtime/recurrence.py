@@ -35,6 +35,8 @@ MAX_RULE = 500
 MAX_STEPS = 200_000
 _CALENDAR_YEARS = 400
 _LAST_YEAR = 9999
+#: expansions cut at MAX_STEPS already logged (once per process each, not once per round)
+_CUT: set[str] = set()
 
 
 def _bad(rule: str, why: str) -> DowntimeError:
@@ -130,7 +132,9 @@ def expand(rule: dt_rrule.rrule, after: datetime, before: datetime, what: str = 
         if occ > before or (last is not None and occ <= last):
             return
         if step >= MAX_STEPS:
-            log.warning("%s: more than %d occurrences since its start; later ones are left out", what, step)
+            if what not in _CUT:
+                _CUT.add(what)
+                log.warning("%s: over %d occurrences since its start; later ones are left out", what, step)
             return
         last = occ
         if occ >= after:

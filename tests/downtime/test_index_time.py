@@ -71,6 +71,10 @@ def test_index_agrees_with_a_naive_scan_on_random_scopes() -> None:
         ("2026-05-28T22:00+02:00", 1779998400.0),
         ("tomorrow 08:00", 1780041600.0),
         ("today 17:00", 1779987600.0),
+        ("2h ago", NOW - 7200),  # the words of `alarms replay`, one grammar for every command
+        ("90m ago", NOW - 5400),
+        ("20260528", 1779926400.0),  # eight digits: an ISO 8601 basic date, not epoch seconds
+        ("315532800", 315532800.0),  # 1980-01-01, the first time taken
     ],
 )
 def test_time_expressions(text: str, expected: float) -> None:
@@ -89,6 +93,11 @@ def test_local_zone_is_used_for_naive_times() -> None:
         ("+forever", "'+forever' is not a time"),
         ("2026-13-01", "'2026-13-01' is not a time"),
         ("tomorrow 25:00", "25:00 is not a time of day"),
+        ("2h", "'2h' is not a time"),  # a duration is not a time: +2h or 2h ago
+        ("+99999999h", "'+99999999h' is out of range: times lie between 1980-01-01 and 9999-12-31"),
+        ("1979-12-31T23:00Z", "'1979-12-31T23:00Z' is out of range"),
+        ("99999999999999", "'99999999999999' is out of range"),
+        ("now" + " " * 50 + "x" * 60, "longer than 100 characters"),
         ("2026-03-29T02:30", "2026-03-29 02:30 does not exist in"),  # skipped by the spring DST change
     ],
 )

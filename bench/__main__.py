@@ -33,6 +33,7 @@ MODULES = (
     "bench_login",
     "bench_alarms",
     "bench_web",
+    "bench_graph",
     "bench_webload",
     "bench_munin",
     "bench_scheduler",

@@ -99,8 +99,11 @@ class Watchdog:
         deadman: Sender | None = None,
         deadman_interval: float = 300.0,
         watcher: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
+        #: stamps ``notified`` with when a message was delivered (checks take ``now`` as a parameter)
+        self.clock = clock
         self.send = send
         self.max_age = max_age
         self.lease = lease
@@ -225,7 +228,7 @@ class Watchdog:
             conn.execute(
                 update(t)
                 .where(t.c.collector == beat.collector, t.c.claimed_by == self.watcher, t.c.claimed_at == now)
-                .values(notified=now)
+                .values(notified=self.clock())
             )
         report.sent.append(subject)
         log.warning("watchdog: %s", subject)
@@ -260,7 +263,11 @@ def watchdog_urls(notify: Sequence[Any]) -> list[str]:
 
 
 def apprise_sender(urls: Sequence[str]) -> Sender:
-    """A sender delivering to every URL with apprise; an error names the targets (masked) that failed."""
+    """A sender delivering to every URL with apprise; an error names the targets (masked) that failed.
+
+    The targets are set up here, once: apprise loads its plugins on first use (a second or more on a
+    busy host), which would otherwise delay the first, most urgent message.
+    """
     import apprise
 
     from alarms.notify import Target  # the one URL masker (and apprise's email plugin imported quietly)
@@ -268,19 +275,21 @@ def apprise_sender(urls: Sequence[str]) -> Sender:
     def masked(url: str) -> str:
         return Target("watchdog", url, frozenset(), frozenset()).masked()
 
+    valid = {url: apprise.Apprise().add(url) for url in urls}  # loads the plugins now
+
+    def deliver(url: str, subject: str, body: str) -> bool:
+        ap = apprise.Apprise()  # a fresh one each time: a plugin object throttles messages sent in a row
+        return bool(
+            ap.add(url) and ap.notify(title=subject, body=body, body_format=apprise.NotifyFormat.TEXT)
+        )
+
     def send(subject: str, body: str) -> str | None:
         if not urls:  # nobody to tell: the log is the only witness (once per change, like a message)
             log.warning(
                 "watchdog: %s (no [[notify]] target is tagged %r, so this is only logged)", subject, TAG
             )
             return None
-        failed = []
-        for url in urls:
-            ap = apprise.Apprise()
-            if not ap.add(url) or not ap.notify(
-                title=subject, body=body, body_format=apprise.NotifyFormat.TEXT
-            ):
-                failed.append(masked(url))
+        failed = [masked(url) for url in urls if not valid[url] or not deliver(url, subject, body)]
         return f"delivery failed to {', '.join(failed)}" if failed else None
 
     return send

@@ -61,6 +61,17 @@ ELSEWHERE = [
         "the old rrdcached is stopped (it flushes), the demo starts, the collector journal is replayed",
         "tests/demo/test_daemons.py::test_rrdcached_left_by_a_killed_demo_is_stopped_and_replaced",
     ),
+    (
+        "a recurrence rule that never occurs, or one walked past 200,000 occurrences",
+        "refused after bounded work (the 400-year calendar cycle; agrees with dateutil's search to 9999); "
+        "a walk is cut and logged once",
+        "tests/downtime/test_recurrence.py",
+    ),
+    (
+        "downtime forms and JSON bodies with random fields, RRULEs, zones and times",
+        "201 and a downtime every page shows, or 400 naming the field; nothing stored",
+        "tests/web/test_fuzz.py",
+    ),
 ]
 OUTCOME = {
     "passed": "verified",

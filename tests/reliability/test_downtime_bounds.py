@@ -1,5 +1,7 @@
-"""Downtimes that never move on, never occur or lie outside the supported times, and a bad TZ: refused
-with one clear line at every entry point, and harmless to every reader when already in the database."""
+"""Downtimes that never move on, never occur or lie outside 1980..9999, and a bad TZ.
+
+Each is refused with one clear line at every entry point, and harmless to every reader when a row is
+already in the database."""
 
 from __future__ import annotations
 
@@ -65,6 +67,7 @@ def test_cli_refuses_rules_that_hang_readers(
         (["--start", "99999999999999", "--duration", "1h"], "--start: '99999999999999' is out of range"),
         (["--start", "1970-01-02", "--end", "now"], "--start: '1970-01-02' is out of range"),
     ],
+    ids=["end +99999999h", "start epoch 99999999999999", "start 1970-01-02"],
 )
 def test_cli_refuses_times_out_of_range(
     args: list[str], message: str, tmp_path: Path, write_config: Callable[..., Path], runner: CliRunner

@@ -1,5 +1,7 @@
-"""The web site's edges: oversized bodies before the login, a trusted header a client forges, login
-answers that tell which user names exist, and a database without its schema."""
+"""The web site's edges: oversized bodies, a forged trusted header, login timing, a fresh database.
+
+Bodies past the cap are refused before the login, a client cannot forge the proxy's user header, login
+answers do not tell which user names exist, and a database without its schema is created or named."""
 
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def test_a_client_cannot_forge_the_trusted_header(
     trusted: str,
     forged: str,
 ) -> None:
-    """trusted_header = "REMOTE_USER" and a client sending `Remote-User: mallory` (WSGI files it as HTTP_REMOTE_USER): not logged in, nothing filed; the server's REMOTE_USER and the proxy's exact header still log in."""  # noqa: E501
+    """trusted_header set (REMOTE_USER, remote_user, X-Remote-User) and a client sending a Remote-User header naming mallory, which WSGI files as HTTP_REMOTE_USER: not logged in, nothing filed; the server's variable and the proxy's exact header still log in."""  # noqa: E501
     web = make_site(trusted_header=trusted)
     client = web.client()
     forged_post = client.post("/api/downtimes", json=DOWNTIME, headers={forged: "mallory"})

@@ -138,3 +138,38 @@ def _sleepers_of(tmp_path: Path) -> list[int]:
         if cmd == b"sleep\x00300\x00" and str(tmp_path).encode() in env and not gone(int(name)):
             found.append(int(name))
     return found
+
+
+def test_daemonising_plugin_under_the_scheduler_with_one_worker(write_config, tmp_path: Path) -> None:
+    """`rexmon run` with `workers = 1` and a plugin whose `setsid` child keeps its stdout open: it and a good plugin both keep running every second; no child is left."""  # noqa: E501
+    from rexmon.service import Service
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    holder = plugin(
+        tmp_path,
+        "holder",
+        f"echo run >> {runs / 'holder'}\nsetsid sleep 300 &\n"
+        f"echo $! >> {runs / 'children'}\necho 'x.value 1'\n",
+    )
+    good = plugin(tmp_path, "good", f"echo run >> {runs / 'good'}\necho 'x.value 5'\n")
+    cfg = load(
+        write_config(
+            "[scheduler]\nworkers = 1\njitter = 0\n"
+            f'[[slurper]]\nid = "holder"\ntype = "munin"\ninterval = 1\ntimeout = 2\nplugin = "{holder}"\n'
+            f'[[slurper]]\nid = "good"\ntype = "munin"\ninterval = 1\ntimeout = 2\nplugin = "{good}"\n'
+        )
+    )
+    service = Service(cfg, flush_interval=0.2)
+    service.start()
+
+    def count(name: str) -> int:
+        path = runs / name
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    try:
+        wait_for(lambda: count("holder") >= 4 and count("good") >= 4, BOUND, "four runs of each plugin")
+    finally:
+        service.stop()
+    for child in pids_in(runs / "children"):
+        wait_for(lambda child=child: gone(child), 10, f"the setsid child {child} to die")

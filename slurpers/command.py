@@ -114,8 +114,10 @@ def run_command(
 
 
 def _failure_detail(stderr: str) -> str:
-    detail = stderr.strip().splitlines()[-1:] or ["no message"]
-    return detail[0][:300]
+    """The first meaningful lines of stderr, where a tool says what went wrong; its last line is often
+    only a hint such as ``Try "sdiag --help" for more information``."""
+    lines = [" ".join(line.split()) for line in stderr.splitlines()]
+    return " / ".join(line for line in lines if line)[:300] or "no message"
 
 
 def _read(

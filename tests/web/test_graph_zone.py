@@ -145,3 +145,16 @@ def test_a_declared_graph_key_draws_its_own_metrics(site: Site) -> None:
     r = client.get(src.group(1).replace("&amp;", "&"))
     assert r.status_code == 200 and r.data.startswith(b"\x89PNG")
     assert client.get("/img/df.png?group=nothing&period=day").status_code == 404
+
+
+def test_series_csv_and_json_carry_the_unit(site: Site) -> None:
+    from tests.web.test_browser_graphs import record_meta
+
+    record_meta(site, {"df/_dev_sdb1": ("%", 1000, "disk usage"), "load/load": ("bytes", 1024, "")})
+    client = site.client()
+    lines = client.get("/api/metrics/df/_dev_sdb1/series.csv?period=hour").get_data(as_text=True).splitlines()
+    assert lines[0] == "time,df/_dev_sdb1,unit" and lines[-1] == f"{NOW},40.0,%"
+    body = client.get("/api/metrics/load/load/series?period=hour").get_json()
+    assert (body["unit"], body["base"]) == ("B", 1024)  # as the page writes it
+    page = client.get("/graph/load/load").get_data(as_text=True)
+    assert 'data-unit="B" data-base="1024"' in page

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rrd.archive import Archive
 from tests.dcache.conftest import BillingDB
-from tests.dcache.test_totals import archived_sums
+from tests.dcache.test_totals import archived_sums, emitted_through
 from tests.dcache.totals import sql_totals
 from tests.fixtures.rrdcached import RRDCached
 from tests.reliability.helpers import REPO, wait_for
@@ -186,7 +186,7 @@ def test_kill_9_between_archive_and_checkpoint_keeps_totals(
             proc.wait(60)
         log.close()
     state = _state(state_dir)
-    emitted_to = min(t for m, t, _ in state["prepared"] if m == "slurper.rows") - STEP
+    emitted_to = emitted_through(state, STEP)
     expected = sql_totals(billing, "public", int(state["origin"]), emitted_to)
     archive = Archive(tmp_path / "rrd", STEP, rrdcached_unix.address)
     try:

@@ -18,40 +18,41 @@ from rexmon.runner import Runner
 PLUGIN = "/usr/share/munin/plugins/load"
 
 
+BAD_VALUES = [
+    ('[archive]\nstep = "60"\n', "[archive] step: Input should be a valid integer"),
+    ("[archive]\nstep = 60.5\n", "[archive] step: Input should be a valid integer"),
+    ("[scheduler]\nworkers = true\n", "[scheduler] workers: Input should be a valid integer"),
+    ("[scheduler]\nworkers = 0\n", "[scheduler] workers: Input should be greater than or equal to 1"),
+    ("[scheduler]\nworkers = 100000\n", "[scheduler] workers: Input should be less than or equal to 512"),
+    ("[scheduler]\njitter = 1e12\n", "[scheduler] jitter: Input should be less than or equal to 3600"),
+    ('[scheduler]\njitter = "2h"\n', "[scheduler] jitter: Input should be less than or equal to 3600"),
+    (
+        "[scheduler]\njitter = -1\n",
+        "[scheduler] jitter: Value error, duration must be a finite number >= 0",
+    ),
+    (
+        '[scheduler]\nevaluate_alarms = "yes"\n',
+        "[scheduler] evaluate_alarms: Input should be a valid boolean",
+    ),
+    ("[web]\npublic_read = 1\n", "[web] public_read: Input should be a valid boolean"),
+    ("interval = 1e12\n", "[[slurper]] 's': interval: must be from 1 s to 604800 s, got 1e+12"),
+    ("interval = 0.5\n", "[[slurper]] 's': interval: must be from 1 s to 604800 s, got 0.5"),
+    ("interval = true\n", "[[slurper]] 's': interval: not a duration: True"),
+    ("timeout = 1e9\n", "[[slurper]] 's': timeout: must be from 0.1 s to 86400 s, got 1e+09"),
+    ('max_output = "4MB"\n', "[[slurper]] 's': max_output: must be an integer (no quotes), got '4MB'"),
+    ("max_output = 10\n", "[[slurper]] 's': max_output: must be from 1024 to 1073741824, got 10"),
+    ("max_metrics = true\n", "[[slurper]] 's': max_metrics: must be an integer (no quotes), got True"),
+    ("max_metrics = 0\n", "[[slurper]] 's': max_metrics: must be from 1 to 1000000, got 0"),
+]
+
+
 @pytest.mark.parametrize(
-    ("toml", "expected"),
-    [
-        ('[archive]\nstep = "60"\n', "[archive] step: Input should be a valid integer"),
-        ("[archive]\nstep = 60.5\n", "[archive] step: Input should be a valid integer"),
-        ("[scheduler]\nworkers = true\n", "[scheduler] workers: Input should be a valid integer"),
-        ("[scheduler]\nworkers = 0\n", "[scheduler] workers: Input should be greater than or equal to 1"),
-        ("[scheduler]\nworkers = 100000\n", "[scheduler] workers: Input should be less than or equal to 512"),
-        ("[scheduler]\njitter = 1e12\n", "[scheduler] jitter: Input should be less than or equal to 3600"),
-        ('[scheduler]\njitter = "2h"\n', "[scheduler] jitter: Input should be less than or equal to 3600"),
-        (
-            "[scheduler]\njitter = -1\n",
-            "[scheduler] jitter: Value error, duration must be a finite number >= 0",
-        ),
-        (
-            '[scheduler]\nevaluate_alarms = "yes"\n',
-            "[scheduler] evaluate_alarms: Input should be a valid boolean",
-        ),
-        ("[web]\npublic_read = 1\n", "[web] public_read: Input should be a valid boolean"),
-        ("interval = 1e12\n", "[[slurper]] 's': interval: must be from 1 s to 604800 s, got 1e+12"),
-        ("interval = 0.5\n", "[[slurper]] 's': interval: must be from 1 s to 604800 s, got 0.5"),
-        ("interval = true\n", "[[slurper]] 's': interval: not a duration: True"),
-        ("timeout = 1e9\n", "[[slurper]] 's': timeout: must be from 0.1 s to 86400 s, got 1e+09"),
-        ('max_output = "4MB"\n', "[[slurper]] 's': max_output: must be an integer (no quotes), got '4MB'"),
-        ("max_output = 10\n", "[[slurper]] 's': max_output: must be from 1024 to 1073741824, got 10"),
-        ("max_metrics = true\n", "[[slurper]] 's': max_metrics: must be an integer (no quotes), got True"),
-        ("max_metrics = 0\n", "[[slurper]] 's': max_metrics: must be from 1 to 1000000, got 0"),
-    ],
-    ids=lambda v: v.split("\n")[-2] if "\n" in v else None,
+    ("toml", "expected"), BAD_VALUES, ids=[toml.strip().splitlines()[-1] for toml, _ in BAD_VALUES]
 )
 def test_wrong_type_or_out_of_bounds(
     toml: str, expected: str, write_config: Callable[..., Path], runner: CliRunner
 ) -> None:
-    """A config key of the wrong type (`step = "60"`, `workers = true`) or out of bounds (`jitter = 1e12`): `rexmon check` exits 2 naming the file and the key."""  # noqa: E501
+    """A config key of the wrong type or out of its bounds: `rexmon check` exits 2 naming the file and the key."""  # noqa: E501
     slurper = f'[[slurper]]\nid = "s"\ntype = "munin"\nplugin = "{PLUGIN}"\n'
     text = toml + slurper if toml.startswith("[") else slurper + toml
     path = write_config(text)

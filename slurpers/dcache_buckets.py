@@ -80,6 +80,7 @@ class State:
 
     W: int  # every bucket ending at or before W is prepared
     origin: int  # where counting began (the first run's W)
+    step: int  # the bucket width the records are keyed by
     reconciled: float = 0.0
     #: bucket index -> table -> [raw rows, {series: sum}] for the re-count
     records: dict[int, dict[str, tuple[int, dict[str, int]]]] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class State:
         return cls(
             W=int(raw["W"]),
             origin=int(raw["origin"]),
+            step=int(raw.get("step", 0)),
             reconciled=float(raw.get("reconciled", 0.0)),
             records={
                 int(k): {t: (int(n), dict(s)) for t, (n, s) in v.items()} for k, v in raw["records"].items()
@@ -110,6 +112,7 @@ class State:
             "version": STATE_VERSION,
             "W": self.W,
             "origin": self.origin,
+            "step": self.step,
             "reconciled": self.reconciled,
             "records": {str(k): {t: [n, s] for t, (n, s) in v.items()} for k, v in self.records.items()},
             "pending": {k: v for k, v in self.pending.items() if v},
@@ -125,11 +128,15 @@ def poll(
     step = plan.step
     target = int((now - plan.lag) // step) * step
     state = State.load(raw_state)
+    if state is not None and state.step != step:
+        # the step changed (with [archive] step, on new files): the old buckets do not fit the new grid
+        log.warning("dcache: checkpoint made with another step; starting over at now - lag - backfill")
+        state = None
+    elif state is None and raw_state:
+        log.warning("dcache: checkpoint of an unknown version; starting over at now - lag - backfill")
     if state is None:
-        if raw_state:
-            log.warning("dcache: checkpoint of an unknown version; starting over at now - lag - backfill")
         w0 = int((now - plan.lag - plan.backfill) // step) * step
-        state = State(W=w0, origin=w0, reconciled=now)
+        state = State(W=w0, origin=w0, step=step, reconciled=now)
     readings = [Reading(m, v, t) for m, t, v in state.prepared]
     state.prepared = []
     if now - state.reconciled >= plan.reconcile_every:

@@ -213,3 +213,18 @@ def test_errors_name_what_is_wrong(billing: BillingDB, settings: dict[str, Any],
     with pytest.raises(SlurperError, match=message):
         polls.run(NIGHT)
     polls.close()
+
+
+def test_a_checkpoint_of_another_step_is_not_reused(research: BillingDB, caplog: Any) -> None:
+    """[archive] step changed from 60 to 300: old buckets are not read as 300 s ones; counting restarts."""
+    polls = Polls(research, backfill="1h")
+    polls.span(NIGHT + 600, NIGHT + 900)
+    polls.close()
+    wider = Polls(research, step=300, backfill="1h")
+    wider.state = polls.state
+    with caplog.at_level(logging.WARNING, logger="slurpers.dcache_buckets"):
+        wider.span(NIGHT + 1200, NIGHT + 1200 + 2 * 300)
+    wider.close()
+    assert "checkpoint made with another step" in caplog.text
+    assert wider.state["step"] == 300 and wider.state["W"] % 300 == 0
+    assert all(t % 300 == 0 for series in wider.at.values() for t in series)

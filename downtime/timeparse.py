@@ -38,9 +38,10 @@ class TimeParseError(ValueError):
 
 
 def quote(text: object) -> str:
-    """``text`` as error messages quote it (the first 100 characters)."""
-    shown = repr(text)
-    return shown if len(shown) <= 102 else shown[:100] + "..."
+    """``text`` as error messages quote it (whole up to 100 characters, else its first 100)."""
+    if isinstance(text, str) and len(text) > 100:
+        return repr(text[:100]) + "..."
+    return repr(text)
 
 
 def parse_duration(value: object) -> float:

@@ -133,6 +133,20 @@ class Watchdog:
     def close(self) -> None:
         self.engine.dispose()
 
+    def report_names(self) -> list[str]:
+        """The collectors that have recorded a heartbeat."""
+        return [b.collector for b in beats(self.engine)]
+
+    def forget(self, collector: str) -> bool:
+        """Drop a collector that is gone for good (its heartbeat and what was told); False if unknown."""
+        from rexmon.heartbeat import CollectorHeartbeat
+
+        hb = cast(Table, CollectorHeartbeat.__table__)
+        with self.engine.begin() as conn:
+            gone = conn.execute(hb.delete().where(hb.c.collector == collector)).rowcount
+            conn.execute(self._table.delete().where(self._table.c.collector == collector))
+        return bool(gone)
+
     def check(self, now: float) -> Report:
         """Judge every collector's heartbeat at ``now``; announce what changed (raises DatabaseError)."""
         from downtime.db import DatabaseError, mask

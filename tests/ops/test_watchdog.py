@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,24 @@ def test_with_no_watchdog_target_a_stop_is_logged_once(
         assert dog.check(100).errors == [] and dog.check(200).errors == []
     logged = [r.getMessage() for r in caplog.records if "only logged" in r.getMessage()]
     assert len(logged) == 1 and "PROBLEM: collector all stopped" in logged[0]
+
+
+def test_watchdog_forget_drops_a_collector_gone_for_good(
+    write_config: Callable[..., Path], tmp_path: Path, runner: CliRunner
+) -> None:
+    cfg = write_config("")
+    e = make_engine(f"sqlite:///{tmp_path / 'rexmon.db'}")
+    upgrade(e)
+    HeartbeatWriter(e, "1/2", "1.0", 0.0).beat(time.time(), 0.2)
+    HeartbeatWriter(e, "2/2", "1.0", 0.0).beat(1000.0, 0.2)  # the shard that is no longer run
+    e.dispose()
+    assert runner.invoke(cli, ["--config", str(cfg), "watchdog"]).exit_code == 1
+    unknown = runner.invoke(cli, ["--config", str(cfg), "watchdog", "--forget", "3/2"])
+    assert (
+        unknown.exit_code == 2
+        and "no collector '3/2' has recorded a heartbeat (known: 1/2, 2/2)" in unknown.output
+    )
+    forgot = runner.invoke(cli, ["--config", str(cfg), "watchdog", "--forget", "2/2"])
+    assert forgot.exit_code == 0, forgot.output
+    assert forgot.output.splitlines()[0] == "forgot collector 2/2" and "1/2: up" in forgot.output
+    assert "2/2" not in forgot.output.split("\n", 1)[1]

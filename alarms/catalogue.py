@@ -10,7 +10,8 @@ the table (see docs/architecture.md, "The metric catalogue").
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import astuple, dataclass
 from typing import Any, cast
 
@@ -132,13 +133,23 @@ def version(conn: Connection) -> tuple[int, float]:
 
 
 class CatalogueReader:
-    """The catalogue as the web reads it: re-read only when :func:`version` changes."""
+    """The catalogue as the web reads it: re-read only when :func:`version` changes.
 
-    def __init__(self) -> None:
+    The version itself (a scan of the table) is asked at most once per ``recheck`` seconds of
+    ``clock``: a page asks for the catalogue several times, and a new metric may wait a second.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, recheck: float = 1.0) -> None:
         self._version: tuple[int, float] | None = None
         self._meta: Mapping[str, MetricMeta] = {}
+        self.clock, self.recheck = clock, recheck
+        self._checked: float | None = None
 
     def get(self, db: DBEngine) -> Mapping[str, MetricMeta]:
+        now = self.clock()
+        if self._checked is not None and 0 <= now - self._checked < self.recheck:
+            return self._meta
+        self._checked = now
         try:
             with db.connect() as conn:
                 now_version = version(conn)

@@ -19,6 +19,7 @@ from typing import Any
 
 import rrdtool
 
+from rrd.backlog import HELD, Backlog, disk_trouble
 from rrd.create import FileMaker, disk_cause
 from rrd.journal import JournalError, UpdateJournal
 from rrd.names import Names
@@ -30,9 +31,6 @@ from rrd.verify import Segment, check, expected_times
 log = logging.getLogger(__name__)
 #: lines per part of a streamed BATCH
 CHUNK = 1024
-HELD = "held in memory, sent again by the next write"
-#: an outage of the journal or of rrd_dir is logged once per this many seconds (per kind)
-OUTAGE_LOG_SECONDS = 60.0
 
 
 class ArchiveWriter:
@@ -68,8 +66,6 @@ class ArchiveWriter:
         self.journal_dir = Path(journal_dir) if journal_dir else self.rrd_dir / ".journal"
         self.journal_limit = journal_limit
         self.journal: UpdateJournal | None = None
-        #: per rrdcached file name, the newest update time journaled since the journal was last sealed
-        self._pending: dict[str, int] = {}
         #: sealed journal segments not yet known to be in the files
         self._sealed: list[Segment] = []
         #: files whose dropped values are being sent again: their new values wait in the journal
@@ -78,17 +74,22 @@ class ArchiveWriter:
         self._sync_lock = threading.Lock()
         self._in_flight = 0
         #: values that could not be written (journal or rrd_dir unwritable), oldest first, sent first
-        self.held: list[Update] = []
-        self.held_limit = held_limit
-        #: values refused because ``held`` was full, since the start (a health figure)
-        self.refused_total = 0
+        self.backlog = Backlog(held_limit, monotonic)
         #: journaled updates sent again because rrdcached had not written them (a health figure)
         self.resent_total = 0
-        self._monotonic = monotonic
-        self._logged: dict[str, float] = {}
         #: per metric written by this process: [last update time, "UPDATE <file> " prefix, is GAUGE]
         self._meta: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def held(self) -> list[Update]:
+        """Values waiting in memory (journal or rrd_dir not writable), oldest first."""
+        return self.backlog.values
+
+    @property
+    def refused_total(self) -> int:
+        """Values refused since the start because ``held`` reached its bound (a health figure)."""
+        return self.backlog.refused_total
 
     @property
     def written_ids(self) -> list[str]:
@@ -102,8 +103,8 @@ class ArchiveWriter:
         """
         synced = self.sync()
         with self._lock:
-            if self.held:
-                log.error("archive closed with %d value(s) still held in memory: lost", len(self.held))
+            if self.backlog.values:
+                log.error("archive closed with %d value(s) held in memory: lost", len(self.backlog.values))
             if self.journal is not None:
                 self.journal.close(remove=synced and self.journal.size == 0)
                 self.journal = None
@@ -152,15 +153,18 @@ class ArchiveWriter:
             return True
         with self._sync_lock:
             with self._lock:
-                if self.journal is not None and self._pending:
+                if self.journal is not None and self.journal.size:
                     try:
-                        self._sealed.append(Segment(self.journal.seal(), self._pending))
-                        self._pending = {}
+                        # what it holds is read from the sealed file below, off the writer's hot path
+                        self._sealed.append(Segment(self.journal.seal(), {}))
                     except JournalError as exc:
-                        self._outage("journal", f"{exc}; the journal is kept as it is")
+                        self.backlog.outage("journal", f"{exc}; the journal is kept as it is")
                 segments = list(self._sealed)
                 # every line of these since they were blocked is in a sealed segment: they may go free
                 was_blocked = set(self._blocked)
+            for seg in segments:
+                if not seg.expected:
+                    seg.expected = expected_times(seg.journal.lines())
             ok = all([self._check(seg) for seg in segments])
             with self._lock:
                 short = {name for seg in self._sealed for name in seg.expected}
@@ -174,13 +178,13 @@ class ArchiveWriter:
         except (RRDCachedError, OSError) as exc:
             self.resent_total += segment.resent
             segment.resent = 0
-            self._outage("flush", f"journal kept ({segment.journal.path}): {exc}")
+            self.backlog.outage("flush", f"journal kept ({segment.journal.path}): {exc}")
             return False
         self.resent_total += segment.resent
         segment.resent = 0
         if short is not None:
             name, on_disk, sent = short.files[0]
-            self._outage(
+            self.backlog.outage(
                 "flush",
                 f"rrdcached did not write {len(short.files)} file(s) (e.g. {name}: on disk up to "
                 f"{on_disk}, sent up to {sent}): {self._cause()}; {short.lines_kept} update(s) kept in "
@@ -205,14 +209,6 @@ class ArchiveWriter:
             return f"{self.rrd_dir} is not writable"
         return disk_cause(None, self.rrd_dir).replace("rrdtool gave no reason", "see rrdcached's log")
 
-    def _outage(self, kind: str, message: str) -> None:
-        """One error line per kind of outage per OUTAGE_LOG_SECONDS, with how much is held meanwhile."""
-        now = self._monotonic()
-        if now >= self._logged.get(kind, 0.0):
-            self._logged[kind] = now + OUTAGE_LOG_SECONDS
-            extra = f" ({len(self.held)} value(s) held in memory)" if self.held else ""
-            log.error("archive: %s%s", message, extra)
-
     # -- writing ---------------------------------------------------------------------------------
     def write(self, updates: Iterable[Update]) -> WriteResult:
         """Archive a batch. Old updates are skipped and counted; a bad file fails alone.
@@ -223,8 +219,8 @@ class ArchiveWriter:
         result = WriteResult()
         failed: dict[str, bool] = {}  # metric id -> its values are held (the disk cannot be written)
         with self._lock:
-            if self.held:  # older than anything new: first
-                updates, self.held = [*self.held, *updates], []
+            if self.backlog.values:  # older than anything new: first
+                updates = [*self.backlog.take(), *updates]
             updates = updates if isinstance(updates, list) else list(updates)
             self._prepare(updates, result, failed)
             if self.client is None:
@@ -233,35 +229,11 @@ class ArchiveWriter:
                 self._update_files(mids, lines, kept, result)
             else:
                 self._write_cached(updates, result, failed)
-            result.held = len(self.held)
+            result.held = len(self.backlog.values)
             full = self.journal is not None and self.journal.size > self.journal_limit
         if full:
             self.sync()
         return result
-
-    def _hold(self, updates: Iterable[Update], result: WriteResult) -> None:
-        """Keep values that cannot be written now, up to ``held_limit``; count the ones refused."""
-        for u in updates:
-            if len(self.held) < self.held_limit:
-                self.held.append(u)
-            else:
-                result.refused += 1
-                self.refused_total += 1
-
-    def _disk_trouble(self) -> bool:
-        """Whether ``rrd_dir`` here is read-only or full (values then wait in memory)."""
-        if self._remote:
-            return False
-        root = self.rrd_dir
-        while not root.exists() and root != root.parent:
-            root = root.parent
-        if not os.access(root, os.W_OK):
-            return True
-        try:
-            st = os.statvfs(root)
-        except OSError:
-            return True
-        return st.f_bavail * st.f_frsize < 1 << 20
 
     def _prefix(self, metric_id: str) -> str:
         return f"UPDATE {self.names.name(metric_id)} " if self.client is not None else ""
@@ -290,7 +262,7 @@ class ArchiveWriter:
                 m = None if mid in failed else self._first_sight(mid, u, result, failed)
                 if m is None:
                     if failed[mid]:
-                        self._hold((u,), result)
+                        self.backlog.hold((u,), result)
                     continue
             t = u.time
             if t <= m[0]:
@@ -340,13 +312,10 @@ class ArchiveWriter:
                     unsent = set(mids)
                     for mid in unsent:
                         self._meta.pop(mid, None)
-                    self._hold((u for u in part if u.metric_id in unsent), result)
+                    self.backlog.hold((u for u in part if u.metric_id in unsent), result)
                     msg = f"journal failed: {journal_error}; {HELD}"
                     result.errors.extend((mid, msg) for mid in dict.fromkeys(mids))
                     continue
-                pending = self._pending
-                for mid in mids:
-                    pending[self.names.name(mid)] = self._meta[mid][0]
                 if self._blocked:
                     mids, lines, data = self._unblocked(mids, lines, result)
                     if not lines:
@@ -360,7 +329,7 @@ class ArchiveWriter:
             stream.close()
             self._in_flight = 0
         if journal_error is not None:
-            self._outage("journal", f"cannot write the update journal: {journal_error}")
+            self.backlog.outage("journal", f"cannot write the update journal: {journal_error}")
 
     def _unblocked(
         self, mids: list[str], lines: list[str], result: WriteResult
@@ -419,9 +388,9 @@ class ArchiveWriter:
         mid = first.metric_id
         if isinstance(got, Exception):
             exc = got
-            failed[mid] = self._disk_trouble()
+            failed[mid] = not self._remote and disk_trouble(self.rrd_dir)
             if failed[mid]:
-                self._outage("create", f"{exc}; values are held until {self.rrd_dir} can be written")
+                self.backlog.outage("create", f"{exc}; values are held until {self.rrd_dir} can be written")
                 result.errors.append((mid, f"{exc}; {HELD}"))
             else:
                 result.errors.append((mid, str(exc)))
@@ -444,9 +413,9 @@ class ArchiveWriter:
                 result.written += len(vals)
             except rrdtool.OperationalError as exc:
                 self._meta.pop(mid, None)
-                if self._disk_trouble():
-                    self._outage("update", f"{mid}: {exc}; values are held until it can be written")
-                    self._hold((u for u in kept if u.metric_id == mid), result)
+                if not self._remote and disk_trouble(self.rrd_dir):
+                    self.backlog.outage("update", f"{mid}: {exc}; values are held until it can be written")
+                    self.backlog.hold((u for u in kept if u.metric_id == mid), result)
                     result.errors.append((mid, f"{exc}; {HELD}"))
                 else:
                     result.errors.append((mid, str(exc)))

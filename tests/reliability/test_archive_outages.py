@@ -175,7 +175,7 @@ def test_held_values_beyond_the_bound_are_refused_and_counted(tmp_path: Path, tm
     tmpfs.append(journal)
     daemon = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
     archive = Archive(tmp_path / "rrd", STEP, daemon.address, journal_dir=journal)
-    archive.writer.held_limit = 5
+    archive.writer.backlog.limit = 5
     try:
         results = [archive.write([Update("s/x", T0 + i * STEP, float(i), GAUGE)]) for i in range(1, 9)]
         assert [r.refused for r in results] == [0] * 5 + [1, 1, 1]

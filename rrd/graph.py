@@ -148,8 +148,24 @@ def _path_arg(path: Path) -> str:
     return str(path).replace("\\", "\\\\").replace(":", "\\:")
 
 
-def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
-    """The rrdtool graph argument list (without the output file name)."""
+IEC_PREFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+
+
+def iec_exponent(peak: float) -> int:
+    """The power of 1024 to show ``peak`` in: 7.3e7 -> 2 (MiB)."""
+    exp = 0
+    while abs(peak) >= 1024 ** (exp + 1) and exp < len(IEC_PREFIXES) - 1:
+        exp += 1
+    return exp
+
+
+def build_args(spec: GraphSpec, paths: Sequence[Path], iec: int | None = None) -> list[str]:
+    """The rrdtool graph argument list (without the output file name).
+
+    ``iec``: draw in that power of 1024 of ``spec.unit`` (2: MiB), since rrdtool's own prefixes are k, M,
+    G in either base; the values are divided, the axis and legend say ``MiB``.
+    """
+    divisor = 1024.0**iec if iec is not None else 1.0
     args = [
         "--start",
         str(spec.start),
@@ -174,14 +190,18 @@ def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
         "--watermark",
         f"times in {spec.zone}",
     ]
-    if spec.unit:
+    unit = spec.unit
+    if iec is not None:
+        unit = IEC_PREFIXES[iec] + spec.unit
+        args += ["--units-exponent", "0"]
+    if unit:
         # rrdtool writes its prefixes as k, M, G whatever the base: say when they are powers of 1024
-        label = spec.unit if spec.base == 1000 else f"{spec.unit} (k = 1024)"
+        label = unit if spec.base == 1000 or iec is not None else f"{unit} (k = 1024)"
         args += ["--vertical-label", escape_text(label, 40).replace("\\:", ":")]
     if spec.full_size:
         args.append("--full-size-mode")
     if spec.rules:  # autoscaling ignores HRULEs: widen the y axis so every threshold line shows
-        values = [_num(r.value) for r in sorted(spec.rules, key=lambda r: r.value)]
+        values = [_num(r.value / divisor) for r in sorted(spec.rules, key=lambda r: r.value)]
         args += ["--lower-limit", values[0], "--upper-limit", values[-1]]
     if spec.title:
         args += ["--title", escape_text(spec.title).replace("\\:", ":")]
@@ -190,10 +210,16 @@ def build_args(spec: GraphSpec, paths: Sequence[Path]) -> list[str]:
     args += _band_args(spec.bands)
     for i, mid in enumerate(spec.metric_ids):
         label = spec.labels[i] if i < len(spec.labels) else mid
-        args += _line_args(i, label, PALETTE[i % len(PALETTE)], _gprint_unit(spec.unit))
+        if iec is not None:
+            args.append(f"CDEF:s{i}=v{i},{_num(divisor)},/")
+            args += _line_args(
+                i, label, PALETTE[i % len(PALETTE)], _gprint_unit(unit), var=f"s{i}", fixed=True
+            )
+        else:
+            args += _line_args(i, label, PALETTE[i % len(PALETTE)], _gprint_unit(unit))
     for rule in spec.rules:
         color = THRESHOLD_COLORS[rule.level]
-        args.append(f"HRULE:{_num(rule.value)}{color}:{escape_text(rule.label)}\\l")
+        args.append(f"HRULE:{_num(rule.value / divisor)}{color}:{escape_text(rule.label)}\\l")
     return args
 
 
@@ -214,14 +240,20 @@ def _gprint_unit(unit: str) -> str:
     return escape_text(unit, 20).replace("%", "%%")
 
 
-def _line_args(i: int, label: str, color: str, unit: str = "") -> list[str]:
-    v = f"v{i}"
+def _line_args(
+    i: int, label: str, color: str, unit: str = "", var: str | None = None, fixed: bool = False
+) -> list[str]:
+    """A series' line and its min/avg/max/last; ``fixed``: the unit already holds its prefix."""
+    v = var or f"v{i}"
     out = [f"LINE2:{v}{color}:{escape_text(label, 60)}\\l"]
     for cf, name in (("MINIMUM", "min"), ("AVERAGE", "avg"), ("MAXIMUM", "max"), ("LAST", "last")):
         out.append(f"VDEF:{v}{name}={v},{cf}")
-        out.append(
-            f"GPRINT:{v}{name}:{name} %8.2lf {'%s' + unit}" if unit else f"GPRINT:{v}{name}:{name} %8.2lf%s"
-        )
+        if fixed:
+            out.append(f"GPRINT:{v}{name}:{name} %8.2lf {unit}")
+        elif unit:
+            out.append(f"GPRINT:{v}{name}:{name} %8.2lf %s{unit}")
+        else:
+            out.append(f"GPRINT:{v}{name}:{name} %8.2lf%s")
     out[-1] += "\\l"
     return out
 
@@ -245,7 +277,7 @@ class GraphRenderer:
         if cache is not None and cache.is_file():
             return Rendered(cache.read_bytes(), CONTENT_TYPES[spec.fmt], cached=True)
         # through rrdcached (FETCH) when it answers: librrd's read lock would make its writes fail
-        args = [*self.archive.daemon_args(), *build_args(spec, paths)]
+        args = [*self.archive.daemon_args(), *build_args(spec, paths, self._iec(spec))]
         try:
             data, info = DRAWER.draw(spec.zone, args)
         except GraphError as exc:
@@ -253,6 +285,19 @@ class GraphRenderer:
         if cache is not None:
             self._store(cache, data)
         return Rendered(data, CONTENT_TYPES[spec.fmt], info)
+
+    def _iec(self, spec: GraphSpec) -> int | None:
+        """For a unit with IEC prefixes: the power of 1024 of the largest value in range (None: SI)."""
+        if spec.base != 1024 or not spec.unit:
+            return None
+        peak = 0.0
+        for mid in spec.metric_ids:
+            try:
+                series = self.archive.fetch(mid, spec.start, spec.end)
+            except ArchiveError as exc:
+                raise GraphError(str(exc)) from exc
+            peak = max([peak, *(abs(v) for v in series.values if v is not None)])
+        return iec_exponent(peak)
 
     def _locate(self, metric_ids: Sequence[str]) -> tuple[list[Path], list[int]]:
         paths, stamps = [], []

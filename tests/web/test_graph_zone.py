@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rrd.graph import GraphError, GraphRenderer, GraphSpec, check_zone
-from tests.web.conftest import NOW, Site, fill_archive
+from rrd.archive import Update
+from rrd.graph import GraphError, GraphRenderer, GraphSpec, build_args, check_zone, iec_exponent
+from tests.web.conftest import NOW, SPEC, Site, fill_archive
 
 
 @pytest.mark.parametrize("zone", ["/etc/passwd", "../../etc/passwd", "Not/AZone", "UTC:x", "", "x" * 80])
@@ -53,26 +54,38 @@ def test_the_server_process_tz_does_not_reach_the_image(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("unit", "base", "axis", "legend"),
+    ("metric", "unit", "base", "axis", "shown", "scale"),
     [
-        ("B", 1024, "B (k = 1024)", "avg     2.48  B"),
-        ("%", 1000, "%", "avg     2.48  %"),
-        ("", 1000, None, "avg     2.48 "),
+        # IEC: drawn in the power of 1024 of the largest value, the prefix written as the page writes it
+        ("mem/used", "B", 1024, "MiB", ["MiB"], 1024**2),
+        ("load/load", "B", 1024, "B", ["B"], 1),
+        # SI: rrdtool's own prefixes
+        ("mem/used", "B/s", 1000, "B/s", ["MB/s"], 1e6),
+        ("load/load", "%", 1000, "%", ["%"], 1),
+        ("load/load", "", 1000, None, [], 1),
     ],
 )
 def test_the_unit_labels_the_axis_and_the_legend(
-    tmp_path: Path, unit: str, base: int, axis: str | None, legend: str
+    tmp_path: Path, metric: str, unit: str, base: int, axis: str | None, shown: list[str], scale: float
 ) -> None:
     archive = fill_archive(tmp_path / "rrd")
-    spec = GraphSpec(("load/load",), NOW - 3600, NOW, unit=unit, base=base)
-    from rrd.graph import build_args
-
-    args = build_args(spec, [archive.path("load/load")])
-    label = args[args.index("--vertical-label") + 1] if "--vertical-label" in args else None
-    assert label == axis and args[args.index("--base") + 1] == str(base)
+    start = NOW - 3600
+    archive.write([Update("mem/used", start + i * 60, 7.3e7 + i * 6e5, SPEC) for i in range(1, 61)])
+    spec = GraphSpec((metric,), start, NOW, unit=unit, base=base)
     out = GraphRenderer(archive).render(spec, use_cache=False)
     legends = [str(v) for k, v in out.info.items() if k.startswith("legend[")]
-    assert legend in legends, legends
+    avg = next(text.split() for text in legends if text.startswith("avg"))
+    values = [v for v in archive.fetch(metric, start, NOW).values if v is not None]
+    mean = sum(values) / len(values)
+    assert avg[2:] == shown and abs(float(avg[1]) * scale - mean) <= 0.03 * mean, (legends, mean)
+    iec = iec_exponent(max(values)) if base == 1024 else None
+    args = build_args(spec, [archive.path(metric)], iec)
+    label = args[args.index("--vertical-label") + 1] if "--vertical-label" in args else None
+    assert label == axis and args[args.index("--base") + 1] == str(base)
+
+
+def test_iec_exponent() -> None:
+    assert [iec_exponent(v) for v in (0, 1023, 1024, 7.3e7, 2**40, 2**70)] == [0, 0, 1, 2, 4, 6]
 
 
 def test_bad_base_is_refused() -> None:

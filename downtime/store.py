@@ -84,8 +84,7 @@ def problem(dt: Downtime) -> str | None:
     Readers skip such a row (it covers nothing) instead of crashing or hanging on it."""
     try:
         check_times(dt.start, dt.end)
-        zone_of(dt.tz)
-        if dt.rrule:
+        if dt.rrule:  # the zone matters only to a recurrence
             check_rule(dt.rrule, dt.start, zone_key(dt.tz))
         if dt.rrule_until is not None and not math.isfinite(dt.rrule_until):
             raise DowntimeError("rrule_until is not a time", "rrule_until")
@@ -151,7 +150,7 @@ class DowntimeStore:
         with self._session.begin() as s:
             dt = self._live(s, downtime_id)
             detail: dict[str, Any]
-            if dt.rrule is None:
+            if not dt.rrule:
                 if dt.end <= now:
                     raise DowntimeError(f"downtime {downtime_id} is already over")
                 if dt.start > now:
@@ -254,7 +253,7 @@ def occurrences(dt: Downtime, t0: float, t1: float) -> list[Window]:
 
 
 def _windows(dt: Downtime, t0: float, t1: float) -> Iterator[Window]:
-    if dt.rrule is None:
+    if not dt.rrule:
         yield _window(dt, dt.start, dt.end)
         return
     length = dt.end - dt.start
@@ -278,7 +277,7 @@ def status_at(dt: Downtime, now: float) -> str:
         return "cancelled"
     if not usable(dt):
         return "invalid"
-    if dt.rrule is None:
+    if not dt.rrule:
         return "active" if dt.start <= now < dt.end else ("upcoming" if now < dt.start else "past")
     length = dt.end - dt.start
     for w in _windows(dt, now - length, now + 1):

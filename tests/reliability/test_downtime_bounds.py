@@ -128,7 +128,7 @@ def _store_rows(url: str, now: float) -> None:
     engine = make_engine(url)
     upgrade(engine)
     rows = [(rule, now + a, now + b, tz) for rule, a, b, tz in STORED.values()]
-    rows.append((None, now - 60, now + 3600, "UTC"))
+    rows.append(("", now - 60, now + 3600, "/etc/localtime"))  # one-off: an empty rule, $TZ as a path
     with engine.begin() as conn:
         for i, (rule, start, end, tz) in enumerate(rows, 1):
             conn.execute(

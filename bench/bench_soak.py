@@ -100,6 +100,8 @@ def measure(slurpers: int, interval: float, runs: int, sample: float, max_second
                 time.sleep(sample)
                 elapsed = time.monotonic() - t0
                 row: dict[str, float] = {"t_s": round(elapsed, 1), "runs": done[0], **_proc()}
+                # Python's own heap, apart from the allocator's arenas and C libraries: objects alive
+                row["blocks"] = sys.getallocatedblocks()
                 row["rrdcached_rss_kb"] = _proc(daemon.proc.pid)["rss_kb"]
                 samples.append(row)
                 print(
@@ -122,6 +124,10 @@ def _fit(
     total = samples[-1]["runs"]
     steady = [s for s in samples if s["runs"] >= total / 5]
     mb_per_m = slope([(s["runs"] / 1e6, s["rss_kb"] / 1024) for s in steady])
+    blocks = [s for s in steady if "blocks" in s]
+    blocks_per_m = (
+        slope([(s["runs"] / 1e6, s["blocks"]) for s in blocks]) if len(blocks) > 1 else float("nan")
+    )
     return {
         "slurpers": slurpers,
         "interval_s": interval,
@@ -138,6 +144,8 @@ def _fit(
         "rss_slope_mb_per_million_runs": mb_per_m,
         "site_30_days_growth_mb": mb_per_m * SITE_RUNS / 1e6,
         "site_target_mb": TARGET_MB,
+        "python_blocks_end": blocks[-1]["blocks"] if blocks else float("nan"),
+        "python_blocks_per_million_runs": blocks_per_m,
         "samples": samples,
     }
 
@@ -164,6 +172,7 @@ def _print(out: dict[str, Any], label: str) -> None:
                 "least squares after warm-up",
             ),
             ("10,000 x 60 s x 30 days (MB)", out["site_30_days_growth_mb"], f"target < {TARGET_MB:g} MB"),
+            ("Python blocks / million runs", out["python_blocks_per_million_runs"], "objects kept per run"),
             ("open files", "{}-{}".format(*out["fds_min_max"]), "min-max after warm-up"),
             ("threads", "{}-{}".format(*out["threads_min_max"]), "min-max after warm-up"),
         ],
@@ -181,6 +190,8 @@ def report(before: dict[str, Any], after: dict[str, Any]) -> str:
         ("RSS at the end (MB)", "rss_end_mb", "{:.1f}"),
         ("RSS slope (MB per million runs)", "rss_slope_mb_per_million_runs", "{:.2f}"),
         ("10,000 slurpers at 60 s for 30 days (MB)", "site_30_days_growth_mb", "{:,.0f}"),
+        ("Python heap blocks at the end", "python_blocks_end", "{:,.0f}"),
+        ("Python heap blocks per million runs", "python_blocks_per_million_runs", "{:,.0f}"),
         ("open files (min-max)", "fds_min_max", "{0[0]}-{0[1]}"),
         ("threads (min-max)", "threads_min_max", "{0[0]}-{0[1]}"),
         ("rrdcached RSS at the end (MB)", "rrdcached_rss_end_mb", "{:.1f}"),

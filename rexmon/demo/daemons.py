@@ -126,14 +126,17 @@ class WebServer:
     """The Flask app served by waitress in a daemon thread."""
 
     def __init__(self, app: Any, host: str, port: int, threads: int = 8) -> None:
-        from waitress.server import create_server
+        from waitress.server import BaseWSGIServer, create_server
 
         try:
-            self.server = create_server(app, host=host, port=port, threads=threads, ident="rexmon")
+            server = create_server(app, host=host, port=port, threads=threads, ident="rexmon")
         except OSError as exc:
             raise DaemonError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        # one host and one port always give a single-socket server (a MultiSocketServer needs several)
+        assert isinstance(server, BaseWSGIServer)
+        self.server = server
         self.host = host
-        self.port = int(self.server.effective_port)
+        self.port = int(server.getsockname()[1])
         self.thread = threading.Thread(target=self.server.run, name="rexmon-web", daemon=True)
 
     @property

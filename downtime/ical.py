@@ -8,20 +8,25 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vRecur
 
+from downtime.checks import zone_key
 from downtime.models import Downtime
+from downtime.store import problem
 from downtime.windows import Window
 
 PRODID = "-//rexmon//downtimes//EN"
 
 
 def to_ical(items: Iterable[Downtime | Window], now: float | None = None) -> bytes:
-    """A VCALENDAR: one VEVENT per downtime (recurring ones with their RRULE) or per window."""
+    """A VCALENDAR: one VEVENT per downtime (recurring ones with their RRULE) or per window; a stored
+    downtime with a :func:`downtime.store.problem` covers nothing and is left out."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("x-wr-calname", "rexmon downtimes")
     stamp = datetime.fromtimestamp(now, UTC) if now is not None else None
     for item in items:
+        if isinstance(item, Downtime) and problem(item) is not None:
+            continue
         cal.add_component(_event(item, stamp))
     return bytes(cal.to_ical())
 
@@ -38,7 +43,7 @@ def _event(item: Downtime | Window, stamp: datetime | None) -> Event:
         if item.rrule:
             # a recurrence keeps its wall-clock time in its own zone: DTSTART carries that TZID, and an
             # early end becomes UNTIL, so calendars show 08:00 after a DST change and stop when it ends
-            zone = ZoneInfo(item.tz)
+            zone = ZoneInfo(zone_key(item.tz))
             rule = vRecur.from_ical(item.rrule.removeprefix("RRULE:"))
             if item.rrule_until is not None:
                 rule.pop("COUNT", None)

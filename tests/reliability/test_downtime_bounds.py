@@ -156,7 +156,7 @@ def _store_rows(url: str, now: float) -> None:
 def test_bad_rows_already_stored_cannot_hang_or_crash_readers(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
-    """Rows stored before the checks (INTERVAL=0, rules that never occur, times past 9999 or before 1980, an unknown zone) next to a good downtime: `downtime list`, `rexmon run --once` (the alarm side reads the windows), the downtime pages and the API answer; each bad row shows as invalid with why and covers nothing, the good one still silences."""  # noqa: E501
+    """Rows stored before the checks (INTERVAL=0, rules that never occur, times past 9999 or before 1980, an unknown zone) next to a good downtime: `downtime list`, `rexmon run --once` (the alarm side reads the windows), the downtime pages, the API and the iCal feed answer; each bad row shows as invalid with why and covers nothing, the good one still silences."""  # noqa: E501
     cfg = _cfg(tmp_path, write_config)
     config = load(cfg)
     now = time.time()
@@ -178,6 +178,11 @@ def test_bad_rows_already_stored_cannot_hang_or_crash_readers(
         [REXMON, "--config", str(cfg), "downtime", "list"], capture_output=True, text=True, timeout=BOUND
     )
     assert text_list.returncode == 0 and "out of range" in text_list.stdout, text_list.stderr
+    ical = subprocess.run(
+        [REXMON, "--config", str(cfg), "downtime", "ical"], capture_output=True, text=True, timeout=BOUND
+    )
+    assert ical.returncode == 0, ical.stderr
+    assert ical.stdout.count("BEGIN:VEVENT") == 1 and good in ical.stdout  # invalid rows cover nothing
     run = subprocess.run(
         [REXMON, "--config", str(cfg), "run", "--once"], capture_output=True, text=True, timeout=BOUND
     )

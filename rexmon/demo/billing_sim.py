@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -93,13 +94,20 @@ class BillingSim:
         self.url = ""
         self.rows = 0
         self._n = 0
+        self._temporary = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._feed, name="billing-sim", daemon=True)
 
     # -- the server ----------------------------------------------------------------------------------
     def start(self, bin_dir: Path) -> BillingSim:
-        data = self.dir / "pgdata"
         as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if as_postgres:
+            # PostgreSQL refuses to run as root, and the postgres user may not enter the demo directory:
+            # its data goes to a directory of its own, removed on stop
+            self.dir = Path(tempfile.mkdtemp(prefix="rexmon-demo-billing-"))
+            self._temporary = True
+            os.chmod(self.dir, 0o755)
+        data = self.dir / "pgdata"
         if not (data / "PG_VERSION").exists():
             data.mkdir(parents=True, exist_ok=True)
             if as_postgres:
@@ -156,7 +164,8 @@ class BillingSim:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
         if self.proc is not None and self.proc.poll() is None:
             # fast shutdown (clients are disconnected), sent to the postmaster itself: runuser, when we
             # are root, does not pass signals on
@@ -170,6 +179,8 @@ class BillingSim:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self._temporary:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- the rows ------------------------------------------------------------------------------------
     def _feed(self) -> None:

@@ -32,6 +32,12 @@ def _name(v: str) -> str:
     return v
 
 
+def _period(v: str) -> str:
+    if v not in PERIODS:
+        raise ValueError(f"{v[:20]!r} is not one of {', '.join(PERIODS)}")
+    return v
+
+
 def _globs(v: list[str]) -> list[str]:
     for g in v:
         if not g.strip() or len(g) > 400 or any(ord(c) < 32 for c in g):
@@ -56,9 +62,7 @@ class DashboardRow:
     @field_validator("period")
     @classmethod
     def _period(cls, v: str | None) -> str | None:
-        if v is not None and v not in PERIODS:
-            raise ValueError(f"{v[:20]!r} is not one of {', '.join(PERIODS)}")
-        return v
+        return None if v is None else _period(v)
 
 
 @pdataclass(frozen=True, config=_STRICT)
@@ -78,9 +82,7 @@ class Dashboard:
     @field_validator("period")
     @classmethod
     def _period(cls, v: str) -> str:
-        if v not in PERIODS:
-            raise ValueError(f"{v[:20]!r} is not one of {', '.join(PERIODS)}")
-        return v
+        return _period(v)
 
 
 @pdataclass(frozen=True, config=_STRICT)
@@ -116,9 +118,7 @@ class Experiment:
     @field_validator("period")
     @classmethod
     def _period(cls, v: str) -> str:
-        if v not in PERIODS:
-            raise ValueError(f"{v[:20]!r} is not one of {', '.join(PERIODS)}")
-        return v
+        return _period(v)
 
     def patterns(self, slurpers: Iterable[tuple[str, str]]) -> list[str]:
         """Metric id globs for ``(slurper id, slurper type)`` pairs: the experiment's share of each."""

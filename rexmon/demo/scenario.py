@@ -81,7 +81,17 @@ def last_observations(
             continue  # a rate needs two values; the collector's first runs supply them
         out.append(
             Observation(
-                make_id(sid, name), when, value, spec.ds_type, s.interval, spec.warning, spec.critical
+                make_id(sid, name),
+                when,
+                value,
+                spec.ds_type,
+                s.interval,
+                spec.warning,
+                spec.critical,
+                unit=spec.unit,  # the shape, for the metric catalogue the web reads
+                base=spec.base,
+                label=spec.label,
+                graph=spec.graph,
             )
         )
     return out

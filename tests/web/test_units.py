@@ -57,3 +57,16 @@ def test_a_base_other_than_1000_or_1024_is_an_error_naming_it() -> None:
 def test_rate_unit_and_normalize(unit: str, rate: str, shown: str) -> None:
     assert rate_unit(unit) == rate
     assert normalize(unit) == shown
+
+
+def test_munin_base_1024_and_vlabel_reach_the_spec_and_read_as_iec() -> None:
+    """The data side: Munin's memory plugin (as munin-run prints it) says --base 1024 and 'bytes'."""
+    from pathlib import Path
+
+    from slurpers.munin import parse_config
+
+    data = Path(__file__).resolve().parents[1] / "data" / "munin"
+    memory = parse_config((data / "memory.config").read_text(encoding="utf-8"), "memory")["memory"]
+    load = parse_config((data / "load.config").read_text(encoding="utf-8"), "load")["load"]
+    assert (memory.base, load.base) == (1024, 1000)
+    assert format_value(7.3e7, memory.vlabel, memory.base) == "69.6 MiB"

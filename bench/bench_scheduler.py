@@ -27,13 +27,14 @@ INTERVAL = 60
 def _child_rexmon(n: int, duration: float, tmp: Path) -> dict[str, Any]:
     from rexmon.config import load
     from rexmon.service import Service
-    from slurpers.api import CollectContext, MetricSpec, Reading, Slurper
+    from slurpers.api import CollectContext, MetricSpec, Reading, Slurper, settings
     from tests.fixtures.rrdcached import start_rrdcached
 
-    class Tiny(Slurper):
-        type_name = "bench"
-        Settings = dict
+    @settings
+    class TinySettings:
+        """No settings: the bench builds its slurpers directly."""
 
+    class Tiny(Slurper[TinySettings]):
         def metrics(self) -> Sequence[MetricSpec]:
             return [MetricSpec("value")]
 
@@ -48,7 +49,7 @@ def _child_rexmon(n: int, duration: float, tmp: Path) -> dict[str, Any]:
         f'[scheduler]\nworkers = 16\njitter = 0\nstate_dir = "{tmp / "state"}"\n'
     )
     cfg = load(etc / "rexmon.toml")
-    slurpers = [Tiny(f"s{i:05d}", {}, interval=INTERVAL, timeout=10) for i in range(n)]
+    slurpers = [Tiny(f"s{i:05d}", TinySettings(), interval=INTERVAL, timeout=10) for i in range(n)]
     service = Service(cfg, slurpers=slurpers)
     cpu0, t0 = cpu_seconds(), time.monotonic()
     service.start()

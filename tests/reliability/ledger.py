@@ -27,10 +27,7 @@ def value_at(epoch: int) -> float:
     return float(epoch % 997) + 0.5
 
 
-class LedgerSlurper(Slurper):
-    type_name = "ledger"
-    Settings = LedgerSettings
-
+class LedgerSlurper(Slurper[LedgerSettings]):
     def metrics(self) -> Sequence[MetricSpec]:
         return [MetricSpec("ledger", "GAUGE", unit="units")]
 
@@ -64,11 +61,8 @@ class SteadySettings:
     metrics: int = 3
 
 
-class SteadySlurper(Slurper):
+class SteadySlurper(Slurper[SteadySettings]):
     """A cheap slurper for the soak test: ``metrics`` readings stamped 'now', every run."""
-
-    type_name = "steady"
-    Settings = SteadySettings
 
     def metrics(self) -> Sequence[MetricSpec]:
         return [MetricSpec("m*", "GAUGE")]

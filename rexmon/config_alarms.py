@@ -85,7 +85,7 @@ class AlarmRule:
     def _match(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = [v]
-        if not v or any(not isinstance(p, str) or not p.strip() for p in v):
+        if not isinstance(v, list) or not v or any(not isinstance(p, str) or not p.strip() for p in v):
             raise ValueError("match needs at least one non-empty glob over metric ids")
         return v
 

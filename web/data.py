@@ -175,6 +175,13 @@ class Monitor:
         self._engine: Engine | None = None
         self.catalogue = CatalogueReader()
 
+    def close(self) -> None:
+        """Drop the connections to rrdcached and the database (a later read opens new ones)."""
+        self.archive.reader.close()
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     # -- database ----------------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:

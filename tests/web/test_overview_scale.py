@@ -49,7 +49,8 @@ def test_the_overview_flushes_only_the_files_whose_values_it_shows(
         config = dataclasses.replace(
             site.config, archive=dataclasses.replace(site.config.archive, rrdcached=daemon.address)
         )
-        client = create_app(config, clock=lambda: float(NOW + STEP)).test_client()
+        app = create_app(config, clock=lambda: float(NOW + STEP))
+        client = app.test_client()
         before = _flushes(daemon.address)
         html = client.get("/").get_data(as_text=True)
         flushed = _flushes(daemon.address) - before
@@ -58,6 +59,7 @@ def test_the_overview_flushes_only_the_files_whose_values_it_shows(
         assert 1 <= flushed <= 2, flushed
         assert html.count('class="metric ') == 2  # m007 under "needs attention" and in its open group
         writer.close()
+        app.extensions["rexmon"]["monitor"].close()
     finally:
         daemon.stop()
 

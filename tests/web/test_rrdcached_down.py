@@ -36,7 +36,8 @@ def test_pages_and_api_read_the_files_on_disk_and_say_so(
         config = dataclasses.replace(
             site.config, archive=dataclasses.replace(site.config.archive, rrdcached=daemon.address)
         )
-        client = create_app(config, clock=lambda: float(NOW + STEP)).test_client()
+        app = create_app(config, clock=lambda: float(NOW + STEP))
+        client = app.test_client()
         assert "rrdcached is not answering" not in client.get("/").get_data(as_text=True)
         assert client.get("/api/metrics?match=load/load").get_json()[0]["value"] == 9.5  # flushed to disk
         assert not writer.write([Update("load/load", NOW + 2 * STEP, 7.25, SPEC)]).errors  # pending
@@ -61,5 +62,6 @@ def test_pages_and_api_read_the_files_on_disk_and_say_so(
         time.sleep(1.1)
         assert "rrdcached is not answering" not in client.get("/").get_data(as_text=True)
     finally:
+        app.extensions["rexmon"]["monitor"].close()
         writer.close()
         daemon.stop()

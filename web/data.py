@@ -230,9 +230,10 @@ class Monitor:
 
     # -- rows --------------------------------------------------------------------------------------
     def row(self, mid: str) -> MetricRow | None:
-        """One metric's row, or None when it has no file."""
+        """One metric's row, or None when it has no file (a file that cannot be read has a row, valueless,
+        so its page and graph say what is wrong instead of 'no such metric')."""
         latest = self.latest.get(mid)
-        if latest is None:
+        if latest is None and mid not in self.metric_ids():
             return None
         now = self.clock()
         meta = self.meta().get(mid, UNKNOWN_META)

@@ -3,8 +3,8 @@
 The collector knows this from the slurpers' specs; the web must not instantiate slurpers to learn it,
 and data flows one way. So the alarm sink of every collector host (the evaluating one and the shards
 that only fill the inbox) records the shape of each metric it sees in the ``metric_meta`` table
-(revision ``0006_metric_meta``), writing a row only when it is new or changed; the web and the API read
-the table (see docs/architecture.md, "The metric catalogue").
+(revisions ``0006_metric_meta``, ``0007_metric_draw``), writing a row only when it is new or changed;
+the web and the API read the table (see docs/architecture.md, "The metric catalogue").
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _CHUNK = 5000
 
 
 class MetricMetaRow(Base):
-    """One row per metric a collector has archived (revision ``0006_metric_meta``)."""
+    """One row per metric a collector has archived (revisions ``0006_metric_meta``, ``0007_metric_draw``)."""
 
     __tablename__ = "metric_meta"
     metric_id: Mapped[str] = mapped_column(String(400), primary_key=True)
@@ -41,6 +41,9 @@ class MetricMetaRow(Base):
     #: the slurper's default tolerances (an ``[[alarm]]`` rule may override them; alarm_state has those)
     warning: Mapped[str | None] = mapped_column(String(100), nullable=True)
     critical: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: how values are drawn: Munin's cdef and negative partner (revision ``0007_metric_draw``)
+    cdef: Mapped[str] = mapped_column(String(400), default="")
+    negative: Mapped[str] = mapped_column(String(400), default="")
     #: when the row was last written (by the collector's ``now``)
     updated: Mapped[float] = mapped_column(Float, default=0.0)
 
@@ -61,6 +64,10 @@ class MetricMeta:
     interval: float = 60.0
     warning: str | None = None
     critical: str | None = None
+    #: rrdtool RPN over the field names of its graph, applied where values are drawn ("" for none)
+    cdef: str = ""
+    #: the metric drawn mirrored below the axis in this metric's graph ("" for none)
+    negative: str = ""
 
 
 #: what a metric without a catalogue row (archived before the catalogue existed) is shown as
@@ -69,7 +76,16 @@ UNKNOWN_META = MetricMeta()
 
 def meta_of(obs: Observation) -> MetricMeta:
     return MetricMeta(
-        obs.unit, obs.base, obs.label, obs.graph, obs.ds_type, obs.interval, obs.warning, obs.critical
+        obs.unit,
+        obs.base,
+        obs.label,
+        obs.graph,
+        obs.ds_type,
+        obs.interval,
+        obs.warning,
+        obs.critical,
+        obs.cdef,
+        obs.negative,
     )
 
 
@@ -110,7 +126,18 @@ class CatalogueWriter:
 
 
 def _columns(meta: MetricMeta) -> dict[str, Any]:
-    names = ("unit", "base", "label", "graph", "ds_type", "interval", "warning", "critical")
+    names = (
+        "unit",
+        "base",
+        "label",
+        "graph",
+        "ds_type",
+        "interval",
+        "warning",
+        "critical",
+        "cdef",
+        "negative",
+    )
     return dict(zip(names, astuple(meta), strict=True))
 
 
@@ -120,9 +147,12 @@ def read(conn: Connection) -> dict[str, MetricMeta]:
     rows = conn.execute(
         select(
             t.c.metric_id, t.c.unit, t.c.base, t.c.label, t.c.graph, t.c.ds_type, t.c.interval
-        ).add_columns(t.c.warning, t.c.critical)
+        ).add_columns(t.c.warning, t.c.critical, t.c.cdef, t.c.negative)
     ).all()
-    return {r[0]: MetricMeta(r[1], int(r[2]), r[3], r[4], r[5], float(r[6]), r[7], r[8]) for r in rows}
+    return {
+        r[0]: MetricMeta(r[1], int(r[2]), r[3], r[4], r[5], float(r[6]), r[7], r[8], r[9] or "", r[10] or "")
+        for r in rows
+    }
 
 
 def version(conn: Connection) -> tuple[int, float]:

@@ -27,6 +27,9 @@ class Observation:
     base: int = 1000
     label: str = ""
     graph: str = ""
+    #: how it is drawn (MetricSpec.cdef, MetricSpec.negative): Munin's RPN and in/out partner
+    cdef: str = ""
+    negative: str = ""
 
 
 class AlarmSink(Protocol):

@@ -145,6 +145,8 @@ class Runner:
                 base=spec.base,
                 label=spec.label,
                 graph=spec.graph,
+                cdef=spec.cdef,
+                negative=spec.negative,
             )
         )
         return spec

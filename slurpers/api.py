@@ -78,6 +78,12 @@ class MetricSpec:
     #: 1024 when the unit's multiples are binary (memory, file sizes: Munin's ``graph_args --base 1024``),
     #: so pages print ``MiB``; 1000 gives SI prefixes
     base: int = 1000
+    #: how the value is drawn, never how it is archived (Munin's ``<field>.cdef``): rrdtool RPN over the
+    #: field names of the same graph, e.g. ``up,8,*`` (bytes counted, bits drawn); "" draws the value
+    cdef: str = ""
+    #: the metric (a name of the same slurper) drawn mirrored below the axis in this metric's graph, as
+    #: the other half of an in/out pair (Munin's ``<field>.negative``); "" for none
+    negative: str = ""
 
     def __post_init__(self) -> None:
         if self.ds_type not in DS_TYPES:

@@ -31,6 +31,7 @@ from slurpers.api import (
 )
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CDEF_MAX = 300
 _NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
 
@@ -53,6 +54,10 @@ class FieldConfig:
     warning: str | None = None
     critical: str | None = None
     info: str = ""
+    #: ``cdef``: rrdtool RPN over the graph's field names, applied where values are drawn
+    cdef: str = ""
+    #: ``negative``: the field drawn mirrored below the axis with this one
+    negative: str = ""
 
 
 @dataclass
@@ -127,7 +132,13 @@ def _set_attr(fc: FieldConfig, attr: str, value: str, n: int) -> None:
             raise PayloadError(f"config line {n}: {attr}: {exc}") from None
     elif attr == "info":
         fc.info = value
-    # draw, colour, cdef, negative, graph, value (dirtyconfig), ...: not needed to archive
+    elif attr == "cdef":
+        fc.cdef = value[:_CDEF_MAX]  # checked where it is drawn: a bad one draws the raw value
+    elif attr == "negative":
+        if not _FIELD.match(value):
+            raise PayloadError(f"config line {n}: negative {value[:40]!r} is not a field name")
+        fc.negative = value
+    # draw, colour, graph, value (dirtyconfig), ...: not needed to archive or draw
 
 
 def _finite(number: str, what: str) -> float:
@@ -196,6 +207,8 @@ class MuninSlurper(Slurper[MuninSettings]):
                         critical=fc.critical,
                         graph=gname,
                         description=fc.info or g.title,
+                        cdef=fc.cdef,
+                        negative=self._metric(gname, fc.negative) if fc.negative else "",
                     )
                 )
         return specs

@@ -58,6 +58,14 @@ class Links:
     group_body: str  # + quoted key -> a collapsed group's items
     slurper_body: str  # + quoted id -> a folded slurper's group lines
     image_root: str  # + "<slurper>.png?group=..." -> a group's thumbnail
+    spark_root: str = ""  # + "<slurper>.svg?group=..." -> a group's sparkline (web/spark.py)
+
+
+def spark_img(slurper: str, graph: str, links: Links) -> str:
+    """A group's sparkline, fetched by the browser only once it scrolls into view (``data-src``)."""
+    src = links.spark_root + quote(slurper) + ".svg?" + urlencode({"group": graph})
+    label = escape(f"last 24 hours of {slurper}/{graph or '(ungrouped)'}")
+    return f'<img class="spark" data-src="{escape(src)}" alt="{label}" width="120" height="24">'
 
 
 def group_block(
@@ -72,7 +80,8 @@ def group_block(
     worst = group.worst
     head = (
         f'<summary><span class="worst">{svgs[worst]}</span><span class="gname">{graph}</span>'
-        f'<span class="chips">{chips(group.counts, svgs, order)}</span></summary>'
+        f'<span class="chips">{chips(group.counts, svgs, order)}</span>'
+        f"{spark_img(group.slurper, group.graph, links)}</summary>"
     )
     src = escape(links.group_body + quote(group.key, safe=""))
     if rows is None:
@@ -127,6 +136,8 @@ def slurper_block(
         f'<span class="n">{sum(s.counts.values())} metrics, {len(s.groups)} groups</span>'
     )
     if groups is None:
+        if s.groups:  # its worst group (groups come worst first)
+            head += spark_img(s.id, s.groups[0].graph, links)
         src = escape(links.slurper_body + quote(s.id, safe=""))
         return (
             f'<section class="slurper folded" data-slurper="{sid}"><details><summary><h2>{head}</h2>'

@@ -24,6 +24,8 @@ from flask import (
 )
 
 from downtime.db import mask
+from rrd.spec import ArchiveError, MetricNotFound
+from web import spark
 from web.context import ext, monitor
 from web.data import ICON_LABELS, ICONS, MetricRow
 from web.overview import PROBLEMS, Filter, Group, Item, Summary, digest, summary
@@ -102,6 +104,32 @@ def overview_slurper(slurper: str) -> str:
     return "".join(_folded(g, svgs, links) for g in found[0].groups)
 
 
+@bp.get("/overview/spark/<slurper>.svg")
+def overview_spark(slurper: str) -> Response:
+    """A graph group's last day as a sparkline (SVG; the page asks for it when its row is seen)."""
+    graph = request.args.get("group")
+    if graph is None:
+        abort(400, "the sparkline needs ?group=<graph group of the slurper>")
+    mon = monitor()
+    summ = summary(mon)
+    groups = [g for s in summ.slurpers if s.id == slurper for g in s.groups if g.graph == graph]
+    if not groups:
+        abort(404, f"no group {graph!r} of slurper {slurper!r}")
+    ids = spark.spark_ids([i.metric_id for i in groups[0].items], mon.meta())
+    start, end = spark.window(summ.now, mon.archive.step)
+    try:
+        series = spark.fetch_all(mon.archive.fetch, ids, start, end)
+    except MetricNotFound as exc:  # a file removed since the listing
+        abort(404, str(exc))
+    except ArchiveError as exc:
+        log.warning("sparkline of %s/%s failed: %s", slurper, graph, exc)  # names server paths
+        abort(503, "the archive could not be read; the details are in the server log")
+    label = f"{slurper}/{graph or '(ungrouped)'}: last 24 hours"
+    resp = Response(spark.svg(series, label), mimetype="image/svg+xml")
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    return resp
+
+
 def _filter() -> Filter:
     args = request.args
     return Filter.parse(args.get("q", ""), args.get("state", ""), args.get("problems", "") in ("1", "on"))
@@ -118,7 +146,8 @@ def _links() -> Links:
     group_root = url_for(".overview_group", key="k")[:-1]
     slurper_body = url_for(".overview_slurper", slurper="s")[:-1]
     image_root = url_for("graphs.group_image", slurper="s", fmt="png")[: -len("s.png")]
-    return Links(root, slurper_root, group_root, slurper_body, image_root)
+    spark_root = url_for(".overview_spark", slurper="s")[: -len("s.svg")]
+    return Links(root, slurper_root, group_root, slurper_body, image_root, spark_root)
 
 
 def _parts(want: Filter) -> tuple[list[tuple[str, str]], Summary, str]:

@@ -11,6 +11,21 @@
   var status = document.getElementById("console-status");
   var opened = {};  // groups the user opened: kept open (and filled) across refreshes
 
+  // sparklines: an <img class="spark" data-src> gets its src only once it scrolls into view
+  var seen = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (!e.isIntersecting) return;
+      seen.unobserve(e.target);
+      e.target.src = e.target.dataset.src;
+    });
+  }, { rootMargin: "100px 0px" }) : null;
+
+  function watch(el) {
+    el.querySelectorAll("img.spark[data-src]:not([src])").forEach(function (img) {
+      if (seen) seen.observe(img); else img.src = img.dataset.src;
+    });
+  }
+
   function params() {
     var p = new URLSearchParams();
     if (box.value.trim()) p.set("q", box.value.trim());
@@ -33,7 +48,7 @@
     body.dataset.loaded = "1";
     fetch(body.dataset.src + "?" + params().toString(), { credentials: "same-origin" })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
-      .then(function (html) { body.innerHTML = html; })
+      .then(function (html) { body.innerHTML = html; watch(body); })
       .catch(function (e) { body.dataset.loaded = ""; body.textContent = "could not load (" + e.message + ")"; });
   }
 
@@ -61,7 +76,9 @@
       frag.appendChild(el);
     });
     root.innerHTML = "";
+    if (seen) seen.disconnect();
     root.appendChild(frag);
+    watch(root);
     root.dataset.version = answer.version;
     markPressed();
     reopen();
@@ -117,5 +134,6 @@
   }, true);
   document.querySelector(".filter-go").classList.add("hidden");
   markPressed();
+  watch(root);
   setInterval(function () { load(false); }, parseInt(status.dataset.interval, 10) * 1000);
 })();

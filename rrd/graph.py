@@ -92,6 +92,11 @@ class GraphSpec:
     #: the values' unit (the y axis label, the legend's numbers) and the base of its prefixes
     unit: str = ""
     base: int = 1000
+    #: per metric, an rrdtool RPN drawn instead of its value ("" for the value itself), over the DEF
+    #: names ``v0``, ``v1``... of this graph's metrics (Munin's cdef, translated by the caller)
+    cdefs: tuple[str, ...] = ()
+    #: per metric, True to draw it mirrored below the axis (the other half of Munin's ``negative``)
+    negated: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.metric_ids:
@@ -107,6 +112,27 @@ class GraphSpec:
         check_zone(self.zone)
         if self.base not in (1000, 1024):
             raise GraphError(f"base {self.base!r} must be 1000 (SI prefixes) or 1024 (IEC prefixes)")
+        for expr in self.cdefs:
+            if expr:
+                check_cdef(expr, len(self.metric_ids))
+
+
+_RPN_OPS = frozenset(("+", "-", "*", "/", "UN", "ADDNAN", "IF", "MIN", "MAX"))
+_RPN_NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
+
+
+def check_cdef(expr: str, lines: int) -> str:
+    """``expr`` when every token is a number, an operator rrdtool and web.rpn share, or ``v<i>`` of a
+    metric of the graph: nothing else reaches rrdtool's argument list."""
+    for tok in expr.split(","):
+        ok = tok in _RPN_OPS or bool(_RPN_NUMBER.match(tok))
+        if not ok and re.fullmatch(r"v[0-9]{1,3}", tok):
+            ok = int(tok[1:]) < lines
+        if not ok:
+            raise GraphError(
+                f"cdef {expr[:60]!r}: token {tok[:30]!r} is not a number, operator or v0..v{lines - 1}"
+            )
+    return expr
 
 
 def check_zone(name: str) -> str:
@@ -210,13 +236,26 @@ def build_args(spec: GraphSpec, paths: Sequence[Path], iec: int | None = None) -
     args += _band_args(spec.bands)
     for i, mid in enumerate(spec.metric_ids):
         label = spec.labels[i] if i < len(spec.labels) else mid
+        var = f"v{i}"
+        if i < len(spec.cdefs) and spec.cdefs[i]:
+            args.append(f"CDEF:c{i}={spec.cdefs[i]}")
+            var = f"c{i}"
         if iec is not None:
-            args.append(f"CDEF:s{i}=v{i},{_num(divisor)},/")
-            args += _line_args(
-                i, label, PALETTE[i % len(PALETTE)], _gprint_unit(unit), var=f"s{i}", fixed=True
-            )
-        else:
-            args += _line_args(i, label, PALETTE[i % len(PALETTE)], _gprint_unit(unit))
+            args.append(f"CDEF:s{i}={var},{_num(divisor)},/")
+            var = f"s{i}"
+        drawn = var
+        if i < len(spec.negated) and spec.negated[i]:  # drawn below the axis, its legend numbers as they are
+            args.append(f"CDEF:n{i}={var},-1,*")
+            drawn = f"n{i}"
+        args += _line_args(
+            i,
+            label,
+            PALETTE[i % len(PALETTE)],
+            _gprint_unit(unit),
+            var=var,
+            fixed=iec is not None,
+            drawn=drawn,
+        )
     for rule in spec.rules:
         color = THRESHOLD_COLORS[rule.level]
         args.append(f"HRULE:{_num(rule.value / divisor)}{color}:{escape_text(rule.label)}\\l")
@@ -241,11 +280,18 @@ def _gprint_unit(unit: str) -> str:
 
 
 def _line_args(
-    i: int, label: str, color: str, unit: str = "", var: str | None = None, fixed: bool = False
+    i: int,
+    label: str,
+    color: str,
+    unit: str = "",
+    var: str | None = None,
+    fixed: bool = False,
+    drawn: str | None = None,
 ) -> list[str]:
-    """A series' line and its min/avg/max/last; ``fixed``: the unit already holds its prefix."""
+    """A series' line (of ``drawn``, default ``var``) and the min/avg/max/last of ``var``; ``fixed``: the
+    unit already holds its prefix."""
     v = var or f"v{i}"
-    out = [f"LINE2:{v}{color}:{escape_text(label, 60)}\\l"]
+    out = [f"LINE2:{drawn or v}{color}:{escape_text(label, 60)}\\l"]
     for cf, name in (("MINIMUM", "min"), ("AVERAGE", "avg"), ("MAXIMUM", "max"), ("LAST", "last")):
         out.append(f"VDEF:{v}{name}={v},{cf}")
         if fixed:

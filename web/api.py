@@ -10,10 +10,10 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, jsonify, request
 
-from alarms.catalogue import UNKNOWN_META
+from alarms.catalogue import UNKNOWN_META, MetricMeta
 from downtime.store import DowntimeError, Which
 from rrd.archive import ArchiveError
-from rrd.spec import MetricNotFound
+from rrd.spec import MetricNotFound, Series
 from web.context import monitor, now
 from web.data import band_label, thresholds
 from web.downtime_io import DowntimeInput, downtime_dict, parse_downtime, scope_preview
@@ -21,6 +21,8 @@ from web.downtimes import DOWNTIME_ID, WHICH, store, store_error
 from web.latest import RATE_TYPES
 from web.openapi import openapi
 from web.params import CFS, ParamError, choice, int_param, metric_id, time_range
+from web.rpn import RPNError, field_ids
+from web.rpn import series as rpn_series
 from web.units import normalize, rate_unit
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ def _series(mid: str, fmt: str) -> Response:
     times, values = [t for t, _ in points], [v for _, v in points]
     meta = monitor().meta().get(mid, UNKNOWN_META)
     unit = rate_unit(meta.unit) if meta.ds_type in RATE_TYPES else normalize(meta.unit)
+    values, cdef = _drawn(s, meta, values, (tr.start, tr.end, cf, resolution))
+    points = list(zip(times, values, strict=True))
     if fmt == "csv":  # the unit on every row, so a spreadsheet or a concatenation of files keeps it
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -106,6 +110,8 @@ def _series(mid: str, fmt: str) -> Response:
             "id": mid,
             "unit": unit,
             "base": meta.base,
+            "cdef": cdef,
+            "negative": meta.negative,
             "start": tr.start,
             "end": tr.end,
             "step": s.step,
@@ -114,6 +120,35 @@ def _series(mid: str, fmt: str) -> Response:
             "values": values,
         }
     )
+
+
+def _drawn(
+    s: Series, meta: MetricMeta, values: list[float | None], fetch: tuple[int, int, str, int | None]
+) -> tuple[list[float | None], str]:
+    """The values as they are drawn (Munin's cdef applied) and the cdef applied ("" when none was).
+
+    A cdef that is refused, or whose fields cannot be read in step with this one, leaves the values
+    raw with a warning in the log: the series is still served.
+    """
+    mid = s.metric_id
+    if not meta.cdef:
+        return values, ""
+    try:
+        columns: dict[str, list[float | None]] = {}
+        for field, other in field_ids(mid, meta.cdef).items():
+            try:
+                o = s if other == mid else monitor().archive.fetch(other, *fetch)
+            except MetricNotFound:
+                raise RPNError(
+                    f"cdef {meta.cdef[:60]!r}: unknown field {field!r} (no metric {other})"
+                ) from None
+            if (o.start, o.step) != (s.start, s.step) or len(o.values) < len(values):
+                raise RPNError(f"field {field!r} ({other}) is not fetched in step with {mid}")
+            columns[field] = o.values[: len(values)]
+        return rpn_series(meta.cdef, columns), meta.cdef
+    except (RPNError, ArchiveError) as exc:
+        log.warning("cdef of %s not applied, drawn raw: %s", mid, exc)
+        return values, ""
 
 
 @bp.get("/metrics/<slurper>/<metric>/annotations")

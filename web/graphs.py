@@ -17,6 +17,7 @@ from rrd.spec import MetricNotFound
 from web.context import ext, monitor, now
 from web.data import MetricRow, group_of, thresholds
 from web.params import PERIODS, ParamError, TimeRange, choice, input_time, int_param, metric_id, time_range
+from web.rpn import RPNError, field_ids, to_rrd
 
 log = logging.getLogger(__name__)
 bp = Blueprint("graphs", __name__)
@@ -227,6 +228,29 @@ def series_rules(rows: Sequence[MetricRow]) -> list[Rule]:
     ]
 
 
+def drawing(ids: Sequence[str], meta: Mapping[str, MetricMeta]) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """Per metric of a graph: its cdef as rrdtool RPN over the graph's DEFs (``v0``...; "" to draw it
+    raw) and whether it is drawn mirrored (another metric of the graph names it as its ``negative``).
+
+    A cdef that is refused or names a field outside the graph is drawn raw, with a warning in the log.
+    """
+    defs = {mid: f"v{i}" for i, mid in enumerate(ids)}
+    cdefs: list[str] = []
+    for mid in ids:
+        expr = meta[mid].cdef if mid in meta else ""
+        try:
+            names = field_ids(mid, expr) if expr else {}
+            missing = [m for m in names.values() if m not in defs]
+            if missing:
+                raise RPNError(f"cdef {expr[:60]!r} needs {', '.join(missing)}, not in this graph")
+            cdefs.append(to_rrd(expr, {f: defs[m] for f, m in names.items()}) if expr else "")
+        except RPNError as exc:
+            log.warning("cdef of %s not applied, drawn raw: %s", mid, exc)
+            cdefs.append("")
+    partners = {f"{m.split('/', 1)[0]}/{meta[m].negative}" for m in ids if m in meta and meta[m].negative}
+    return tuple(cdefs), tuple(mid in partners for mid in ids)
+
+
 def _image(
     ids: Sequence[str], fmt: str, title: str, rules: Sequence[Rule], unit: str = "", base: int = 1000
 ) -> Response:
@@ -240,6 +264,7 @@ def _image(
     height = int_param(request.args, "height", height, 50, 2000)
     bands = [b for _, b in monitor().bands(ids, tr.start, tr.end)]
     labels = tuple(m.split("/", 1)[1] for m in ids) if len(ids) > 1 else ()
+    cdefs, negated = drawing(ids, monitor().meta())
     try:
         spec = GraphSpec(
             tuple(ids),
@@ -255,6 +280,8 @@ def _image(
             zone=zone,
             unit=unit,
             base=base,
+            cdefs=cdefs,
+            negated=negated,
         )
         out = monitor().renderer.render(spec)
     except MetricNotFound as exc:

@@ -1,0 +1,127 @@
+"""Munin's cdef and negative where values are drawn: the PNG (rrdtool CDEF) and the series JSON/CSV."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+import rrdtool
+
+from alarms.catalogue import CatalogueWriter, MetricMeta, read
+from alarms.observation import Observation
+from downtime.db import make_engine
+from rrd.archive import Update
+from rrd.graph import GraphRenderer, GraphSpec, build_args
+from tests.web.conftest import NOW, SPEC, STEP, Site
+from web.graphs import drawing
+
+#: bytes per second as if_'s counters give them once rrdtool made them a rate (drawn as bits)
+UP = lambda i: 1000.0 + 37 * (i % 11)  # noqa: E731
+DOWN = lambda i: 5000.0 + 101 * (i % 7)  # noqa: E731
+#: (cdef, negative) per metric as the munin slurper records them from Debian's if_ config output
+SHAPES = {
+    "if_eth0/up": ("up,8,*", "down"),
+    "if_eth0/down": ("down,8,*", ""),
+    "if_eth0/bad": ("bad,8,SIN", ""),
+}
+
+
+@pytest.fixture
+def if_site(make_site: Callable[..., Site]) -> Site:
+    site = make_site()
+    minutes = 180
+    start = NOW - minutes * STEP
+    f = {"if_eth0/up": UP, "if_eth0/down": DOWN, "if_eth0/bad": UP}
+    result = site.archive.write(
+        [Update(mid, start + i * STEP, fn(i), SPEC) for mid, fn in f.items() for i in range(1, minutes + 1)]
+    )
+    assert not result.errors, result.errors
+    obs = [
+        Observation(mid, NOW, 1.0, unit="bits in (-) / out (+)", graph="if_eth0", cdef=c, negative=n)
+        for mid, (c, n) in SHAPES.items()
+    ]
+    engine = make_engine(site.config.database_url)
+    try:
+        writer = CatalogueWriter(engine)
+        with engine.begin() as conn:
+            writer.written(writer.note(conn, obs, NOW))
+    finally:
+        engine.dispose()
+    return site
+
+
+def _raw(site: Site, mid: str) -> list[float | None]:
+    return site.archive.fetch(mid, NOW - 3600, NOW).values
+
+
+def test_series_json_and_csv_return_the_cdef_values(if_site: Site) -> None:
+    client = if_site.client()
+    got = client.get(f"/api/metrics/if_eth0/up/series?start={NOW - 3600}&end={NOW}").get_json()
+    raw = _raw(if_site, "if_eth0/up")
+    assert got["cdef"] == "up,8,*" and got["negative"] == "down"
+    assert len(got["values"]) >= 59
+    assert got["values"] == [None if v is None else v * 8 for v in raw[: len(got["values"])]]
+    assert max(v for v in got["values"] if v is not None) == pytest.approx(8 * max(map(UP, range(11))))
+    csv = client.get(f"/api/metrics/if_eth0/up/series.csv?start={NOW - 3600}&end={NOW}").get_data(
+        as_text=True
+    )
+    first = csv.splitlines()[1].split(",")
+    assert float(first[1]) == got["values"][0]
+
+
+def test_a_refused_cdef_serves_the_raw_values_and_logs_why(
+    if_site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="web.api"):
+        resp = if_site.client().get(f"/api/metrics/if_eth0/bad/series?start={NOW - 3600}&end={NOW}")
+    assert resp.status_code == 200
+    got = resp.get_json()
+    assert got["cdef"] == "" and got["values"] == _raw(if_site, "if_eth0/bad")[: len(got["values"])]
+    assert "cdef of if_eth0/bad not applied, drawn raw" in caplog.text and "'SIN'" in caplog.text
+
+
+def test_png_draws_the_cdef_and_mirrors_the_negative(if_site: Site) -> None:
+    ids = ("if_eth0/down", "if_eth0/up")
+    meta = _meta(if_site)
+    cdefs, negated = drawing(ids, meta)
+    assert cdefs == ("v0,8,*", "v1,8,*") and negated == (True, False)
+    spec = GraphSpec(ids, NOW - 3600, NOW, 600, 200, cdefs=cdefs, negated=negated)
+    args = build_args(spec, [if_site.archive.path(m) for m in ids])
+    # what rrdtool computed for each drawn line, read back through PRINT
+    probes = ["VDEF:pd=n0,MINIMUM", "PRINT:pd:%.3lf", "VDEF:pu=c1,MAXIMUM", "PRINT:pu:%.3lf"]
+    info = rrdtool.graphv("-", *args, *probes)
+    down_max = max(v for v in _raw(if_site, "if_eth0/down") if v is not None)
+    up_max = max(v for v in _raw(if_site, "if_eth0/up") if v is not None)
+    assert float(info["print[0]"]) == pytest.approx(-8 * down_max, rel=1e-6)
+    assert float(info["print[1]"]) == pytest.approx(8 * up_max, rel=1e-6)
+    assert info["value_min"] <= -8 * down_max  # the axis reaches below zero for the mirrored line
+    # the drawn image itself through the renderer and the web
+    out = GraphRenderer(if_site.archive).render(spec, use_cache=False)
+    assert out.info["value_min"] <= -8 * down_max and out.info["value_max"] >= 8 * up_max
+    resp = if_site.client().get("/img/if_eth0.png?group=if_eth0&period=hour")
+    assert resp.status_code == 200 and resp.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_refused_cdef_draws_the_raw_line_and_the_page_still_works(
+    if_site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="web.graphs"):
+        cdefs, negated = drawing(("if_eth0/bad",), _meta(if_site))
+    assert cdefs == ("",) and negated == (False,)
+    assert "cdef of if_eth0/bad not applied, drawn raw" in caplog.text
+    # a cdef naming a field outside the graph is drawn raw too
+    cdefs, negated = drawing(("if_eth0/up",), _meta(if_site))
+    assert cdefs == ("v0,8,*",) and negated == (False,)
+    client = if_site.client()
+    assert client.get("/img/if_eth0/bad.png?period=hour").status_code == 200
+    assert client.get("/graph/if_eth0/bad").status_code == 200
+
+
+def _meta(site: Site) -> dict[str, MetricMeta]:
+    engine = make_engine(site.config.database_url)
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    finally:
+        engine.dispose()

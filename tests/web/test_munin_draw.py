@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import rrdtool
@@ -125,3 +126,26 @@ def _meta(site: Site) -> dict[str, MetricMeta]:
             return read(conn)
     finally:
         engine.dispose()
+
+
+def test_uplot_draws_the_cdef_and_the_negative_mirrored(
+    chromium: Any, if_site: Site, live_server: Callable[[Any], Any]
+) -> None:
+    url = live_server(if_site.app).url
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(url + f"/graph/if_eth0/up?start={NOW - 3600}&end={NOW}")
+        page.wait_for_function("() => window.rexmonChart && document.getElementById('chart').dataset.yTicks")
+        data = page.evaluate("() => rexmonChart.data.map(s => Array.from(s))")
+        assert len(data) == 3 and page.locator("#chart").get_attribute("data-negative") == "down"
+        n = len(data[0])
+        up, down = _raw(if_site, "if_eth0/up")[:n], _raw(if_site, "if_eth0/down")[:n]
+        assert data[1] == [None if v is None else 8 * v for v in up]
+        assert data[2] == [None if v is None else -8 * v for v in down]
+        # the mirrored line is below the axis: the y scale reaches down to it
+        assert page.evaluate("() => rexmonChart.scales.y.min") <= min(v for v in data[2] if v is not None)
+        labels = page.locator("#chart .u-legend .u-series .u-label").all_inner_texts()
+        assert "down (below the axis)" in labels
+    finally:
+        context.close()

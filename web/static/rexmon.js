@@ -198,10 +198,20 @@
       loading = true;
       return Promise.all([getJSON(el.dataset.series + q), getJSON(el.dataset.annotations + q)])
         .then(function (res) {
+          // Munin's negative: the partner's series, drawn mirrored below the axis in this chart
+          if (!res[0].negative) return res;
+          var url = el.dataset.series.replace(/\/[^\/]+\/series$/, "/" + encodeURIComponent(res[0].negative) + "/series");
+          return getJSON(url + q).then(function (neg) { res.push(neg); return res; });
+        })
+        .then(function (res) {
           notes = res[1];
           if (res[0].unit != null && !el.dataset.unit) unit = res[0].unit;
           var data = [res[0].times, res[0].values];
-          if (!u) u = make(data); else u.setData(data, false);
+          if (res[2]) {
+            data.push(res[2].values.slice(0, res[0].times.length).map(function (v) { return v == null ? null : -v; }));
+            el.dataset.negative = res[0].negative;
+          }
+          if (!u) u = make(data, res[2] ? res[0].negative : null); else u.setData(data, false);
           u.setScale("x", { min: start, max: end });
           el.dataset.xmin = start; el.dataset.xmax = end;
           keepView(start, end, home);
@@ -217,7 +227,7 @@
       return out;
     }
 
-    function make(data) {
+    function make(data, negative) {
       var opts = {
         width: chartWidth(el), height: 300,
         cursor: { drag: { x: true, y: false } },
@@ -236,7 +246,11 @@
           { value: function (u, ts) { return ts == null ? "–" : fmtTime(ts, zone); } },
           { label: el.dataset.label, stroke: "#1f77b4", width: 2, spanGaps: false,
             value: function (u, v) { return v == null ? "–" : fmt(v); } },
-        ],
+        ].concat(negative ? [
+          // mirrored below the axis as Munin draws it; the tooltip says the value as it is
+          { label: negative + " (below the axis)", stroke: "#1f77b4", width: 1, dash: [4, 3], spanGaps: false,
+            value: function (u, v) { return v == null ? "–" : fmt(-v); } },
+        ] : []),
         hooks: {
           draw: [function (u) {
             drawAnnotations(u, notes);

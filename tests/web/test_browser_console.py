@@ -137,3 +137,56 @@ def test_no_sideways_scroll_at_400_px_with_every_fold_open(chromium: Any, consol
         _no_sideways_scroll(page)
     finally:
         page.close()
+
+
+#: one slurper with a problem (so it is open) and 79 folded graph groups under it, screens long
+MANY = [f"many/g{k:02d}.x" for k in range(80)]
+
+
+@pytest.fixture
+def long_console(make_site: Callable[..., Site], live_server: Callable[[Any], Any]) -> tuple[Site, str]:
+    site = make_site()
+    site.archive.write(
+        [Update(m, NOW - 60 * i, float(i + k), SPEC) for k, m in enumerate(MANY) for i in range(3)]
+    )
+    collector_round(site, [], [record(MANY[0], "CRITICAL")])
+    return site, live_server(site.app).url
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_folded_groups_sparkline_loads_when_scrolled_into_view_and_not_before(
+    chromium: Any, long_console: tuple[Site, str], width: int
+) -> None:
+    _, url = long_console
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/overview/spark/" in r.url else None)
+    last = f'li.group[data-key="{MANY[-1].rsplit(".", 1)[0]}"]'
+    try:
+        page.goto(url + "/")
+        page.wait_for_load_state("networkidle")
+        sparks = page.locator("img.spark").evaluate_all(
+            "els => els.map(e => [e.dataset.src, e.getBoundingClientRect().top, !!e.getAttribute('src')])"
+        )
+        assert len(sparks) >= 80
+        # rows in the viewport (and the observer's 100 px margin) are fetched; those a screen further
+        # down are not (a row may have been near while the page was still being laid out)
+        near = {src for src, top, _ in sparks if top < 900 + 100}
+        loaded = {src for src, _, got in sparks if got}
+        far = {src for src, top, _ in sparks if top > 2 * 900}
+        assert near <= loaded and not loaded & far and len(far) >= 10, (near, loaded, far)
+        assert sorted(a.split("/overview/spark/", 1)[1] for a in asked) == sorted(
+            s.split("/overview/spark/", 1)[1] for s in loaded
+        )  # one request per loaded row, none for the rows below
+        img = page.locator(f"{last} img.spark")
+        assert img.get_attribute("src") is None
+        assert img.get_attribute("alt") == "last 24 hours of many/g79"
+        before = len(asked)
+        img.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+        assert len(asked) > before and asked.count(url + "/overview/spark/many.svg?group=g79") == 1
+        box = img.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width and box["height"] == 24
+        _no_sideways_scroll(page)
+    finally:
+        page.close()

@@ -35,7 +35,6 @@ from alarms.engine import Notice
 from alarms.state import SEVERITY_ORDER
 from alarms.store import AlarmStore, OutboxMessage, Pending
 from downtime.db import mask
-from rexmon import selfmetrics  # the outbox's backlog and deliveries by target, for /metrics
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "notify"
@@ -159,6 +158,26 @@ def route(notices: Sequence[Notice], targets: Sequence[Target], renderer: Render
     return out
 
 
+class DeliveryCounts(Protocol):
+    """Where the deliverer reports its backlog and outcomes by target (the collector's /metrics); the
+    shell wires it in, so the alarm side imports nothing from ``rexmon``."""
+
+    def backlog(self, due: int) -> None: ...
+    def sent(self, target: str) -> None: ...
+    def failed(self, target: str) -> None: ...
+
+
+class _Uncounted:
+    def backlog(self, due: int) -> None:
+        pass
+
+    def sent(self, target: str) -> None:
+        pass
+
+    def failed(self, target: str) -> None:
+        pass
+
+
 class Deliverer:
     """Drains the outbox through apprise; failures back off exponentially (base * 2^attempts, capped),
     counted from the end of the failed attempt, so a target that took 60 s to fail is not retried at once.
@@ -177,9 +196,11 @@ class Deliverer:
         backoff: float = 30.0,
         max_backoff: float = 3600.0,
         monotonic: Callable[[], float] = time.monotonic,
+        counts: DeliveryCounts | None = None,
     ) -> None:
         self.store = store
         self.targets = {t.key: t for t in targets}
+        self.counts: DeliveryCounts = counts or _Uncounted()
         self.backoff, self.max_backoff = backoff, max_backoff
         self._monotonic = monotonic
         self._apprise: dict[str, apprise.Apprise] = {}
@@ -195,7 +216,7 @@ class Deliverer:
         self._record_pending()
         by_target: dict[str, list[Pending]] = {}
         due = self.store.due(now)
-        selfmetrics.OUTBOX_BACKLOG.set(len(due))
+        self.counts.backlog(len(due))
         with self._lock:  # sent, but the database could not record it yet: never sent twice
             due = [p for p in due if p.id not in self._unrecorded]
         for p in due:
@@ -240,7 +261,7 @@ class Deliverer:
                 ended = now + max(0.0, self._monotonic() - t0)
                 if error is not None:
                     delay = min(self.max_backoff, self.backoff * 2**msg.attempts)
-                    selfmetrics.NOTIFY_FAILED.labels(key).inc()
+                    self.counts.failed(key)
                     log.warning("notify %s: %s; retry in %.0f s", key, error, delay)
                     with self._lock:
                         self._not_before[key] = ended + delay
@@ -248,7 +269,7 @@ class Deliverer:
                     for later in messages[i + 1 :]:
                         self.store.failed(later.id, "waiting behind an earlier message", ended + delay)
                     break
-                selfmetrics.NOTIFY_SENT.labels(key).inc()
+                self.counts.sent(key)
                 sent += 1
                 with self._lock:
                     self._unrecorded[msg.id] = ended

@@ -19,7 +19,7 @@ from alarms.catalogue import CatalogueWriter
 from alarms.coverage import Coverage
 from alarms.engine import Engine, MetricRecord, Outcome
 from alarms.inbox import InboxSink
-from alarms.notify import Deliverer, Renderer, route, targets_from_config
+from alarms.notify import Deliverer, DeliveryCounts, Renderer, route, targets_from_config
 from alarms.observation import AlarmSink, Observation
 from alarms.rules import RuleSet
 from alarms.store import AlarmStore, OutboxMessage, write
@@ -145,7 +145,7 @@ def rule_set(cfg: Any) -> RuleSet:
     return RuleSet.from_config(cfg.alarms, cfg.alarm_defaults)
 
 
-def build(cfg: Any) -> AlarmSink:
+def build(cfg: Any, counts: DeliveryCounts | None = None) -> AlarmSink:
     """The alarm sink for a loaded ``rexmon.config.Config`` (always one: slurper defaults need it).
 
     A host with ``[scheduler] evaluate_alarms = false`` gets an :class:`~alarms.inbox.InboxSink`, which
@@ -156,4 +156,5 @@ def build(cfg: Any) -> AlarmSink:
         return InboxSink(db)
     targets = targets_from_config(cfg.notify)
     store = AlarmStore(db)
-    return AlarmPipeline(rule_set(cfg), db, Deliverer(store, targets), Renderer(cfg.web.base_url), targets)
+    deliverer = Deliverer(store, targets, counts=counts)
+    return AlarmPipeline(rule_set(cfg), db, deliverer, Renderer(cfg.web.base_url), targets)

@@ -98,8 +98,9 @@ def check(ctx: click.Context) -> None:
 def _alarm_sink(cfg: Config) -> Any:
     """The alarm side (wired here and nowhere else)."""
     from alarms.pipeline import build
+    from rexmon.selfmetrics import NotifyCounts
 
-    return build(cfg)
+    return build(cfg, NotifyCounts())
 
 
 def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

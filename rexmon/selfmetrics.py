@@ -84,3 +84,16 @@ def record_backlog(held: int, refused: int) -> None:
     """The archive's values held in memory after a batch, and those it refused (rrd.WriteResult)."""
     VALUES_HELD.set(held)
     VALUES_REFUSED.inc(refused)
+
+
+class NotifyCounts:
+    """The deliverer's backlog and outcomes by target (``alarms.notify.DeliveryCounts``) as metrics."""
+
+    def backlog(self, due: int) -> None:
+        OUTBOX_BACKLOG.set(due)
+
+    def sent(self, target: str) -> None:
+        NOTIFY_SENT.labels(target).inc()
+
+    def failed(self, target: str) -> None:
+        NOTIFY_FAILED.labels(target).inc()

@@ -72,7 +72,11 @@ vendor:
 wheel: $(VENV)/.installed-test
 	$(PY) -m build -o dist .
 
+# The style checks run first, so CI (.ci/run -> make test) fails on a lint or type error before any test.
+LINT = $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
 test: test-setup
+	$(LINT)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: setup
@@ -88,7 +92,7 @@ soak: test-setup
 	$(PY) -m bench.bench_soak --json var/soak.json
 
 lint: test-setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+	$(LINT)
 
 clean:
 	rm -rf var/ web/node_modules dist/

@@ -27,6 +27,7 @@ from rexmon.config import Config
 from rrd.archive import Archive
 from rrd.graph import Band, GraphRenderer, Rule
 from web.latest import Latest, LatestCache, MetricIds
+from web.rpn import shown_value
 from web.units import format_value, normalize, rate_unit
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,7 @@ def make_row(
     """One metric's row: the alarm engine's state (see :func:`icon_for`), or UNJUDGED without one."""
     slurper, _, name = mid.partition("/")
     t, value = (latest.time, latest.value) if latest else (None, None)
+    value = shown_value(meta.cdef, mid, value)  # Munin's cdef: the value as the graphs draw it
     is_rate = latest is not None and latest.is_rate
     unit = rate_unit(meta.unit) if is_rate else normalize(meta.unit)
     icon, dt_id = icon_for(mid, state, current, now)

@@ -9,10 +9,13 @@ the raw value and log a warning, so a bad cdef never breaks a page.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
 
+log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: operator -> (operands it pops)
@@ -134,3 +137,22 @@ def field_ids(metric_id: str, expr: str) -> dict[str, str]:
 def field_of(metric_id: str) -> str:
     """The Munin field name of a metric id (``munin/if_eth0/up`` -> ``up``)."""
     return metric_id.partition("/")[2].rpartition(".")[2]
+
+
+@functools.lru_cache(maxsize=4096)
+def _own_tokens(expr: str, field: str) -> tuple[str, ...] | str:
+    try:
+        return tuple(tokens(expr, [field]))
+    except RPNError as exc:
+        log.warning("cdef of field %s shown raw: %s", field, exc)  # once per expression, not per page
+        return str(exc)
+
+
+def shown_value(expr: str, metric_id: str, value: float | None) -> float | None:
+    """A metric's last value as a page prints it: its cdef applied when the cdef uses only its own
+    field (``up,8,*``); a cdef over other fields, or a refused one, leaves the value as archived."""
+    if not expr or value is None:
+        return value
+    field = field_of(metric_id)
+    parts = _own_tokens(expr, field)
+    return value if isinstance(parts, str) else evaluate(parts, {field: value})

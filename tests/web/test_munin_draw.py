@@ -15,6 +15,7 @@ from downtime.db import make_engine
 from rrd.archive import Update
 from rrd.graph import GraphRenderer, GraphSpec, build_args
 from tests.web.conftest import NOW, SPEC, STEP, Site
+from web import rpn
 from web.graphs import drawing
 
 #: bytes per second as if_'s counters give them once rrdtool made them a rate (drawn as bits)
@@ -149,3 +150,15 @@ def test_uplot_draws_the_cdef_and_the_negative_mirrored(
         assert "down (below the axis)" in labels
     finally:
         context.close()
+
+
+def test_last_value_is_shown_with_its_cdef(if_site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    rpn._own_tokens.cache_clear()  # the refusal is logged once per expression and process
+    with caplog.at_level(logging.WARNING, logger="web.rpn"):
+        rows = {r["id"]: r for r in if_site.client().get("/api/metrics?match=if_eth0/*").get_json()}
+    last_up = if_site.archive.last("if_eth0/up")
+    last_bad = if_site.archive.last("if_eth0/bad")
+    assert last_up is not None and last_bad is not None
+    assert rows["if_eth0/up"]["value"] == pytest.approx(8 * last_up[1])
+    assert rows["if_eth0/bad"]["value"] == pytest.approx(last_bad[1])  # refused: shown as archived
+    assert "cdef of field bad shown raw" in caplog.text

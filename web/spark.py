@@ -20,6 +20,8 @@ WIDTH, HEIGHT = 120, 24
 MAX_SERIES = 4
 #: what one sparkline covers, and the step it asks the archive for (48 points)
 PERIOD, RESOLUTION = 86_400, 1_800
+#: points drawn per series at most: an archive without a 30-minute archive answers finer, averaged here
+POINTS = 48
 COLOURS = ("#1f5fa8", "#b3541e", "#2e7d32", "#6a1b9a")
 
 
@@ -76,8 +78,23 @@ def svg(series: Sequence[Series], label: str) -> str:
     )
 
 
+def coarse(values: Sequence[float | None], points: int = POINTS) -> list[float | None]:
+    """``values`` averaged in consecutive runs down to at most ``points`` (a run with none known: None)."""
+    if len(values) <= points:
+        return list(values)
+    n = len(values)
+    out: list[float | None] = []
+    for j in range(points):
+        known = [
+            v for v in values[j * n // points : (j + 1) * n // points] if v is not None and math.isfinite(v)
+        ]
+        out.append(sum(known) / len(known) if known else None)
+    return out
+
+
 def _path(values: Sequence[float | None], low: float, span: float) -> str:
     """An SVG path through ``values`` scaled into the drawing (1 px margin), "M" after every gap."""
+    values = coarse(values)
     n = len(values)
     if n == 0:
         return ""

@@ -12,7 +12,7 @@ import pytest
 
 from rrd.archive import Update
 from tests.web.conftest import NOW, SPEC, Site
-from web.spark import HEIGHT, WIDTH
+from web.spark import HEIGHT, WIDTH, coarse
 
 #: a group "spark/ramp" of three series over the last day: a rising ramp, a flat line, one with a gap
 DAY = 1440
@@ -125,3 +125,18 @@ def test_a_bad_sparkline_request_names_what_was_wrong(
 ) -> None:
     resp = ramp_site.client().get(url)
     assert resp.status_code == status and says in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "points", "drawn"),
+    [
+        ([1.0, 2.0, 3.0], 4, [1.0, 2.0, 3.0]),  # coarse enough already
+        ([1.0, 2.0, 3.0, 4.0], 2, [1.5, 3.5]),
+        ([None, None, 1.0, 3.0], 2, [None, 2.0]),  # a run with nothing known stays a gap
+        ([1.0, None, float("nan"), 5.0, 6.0], 2, [1.0, 5.5]),
+    ],
+)
+def test_a_fine_series_is_averaged_down_to_the_sparklines_points(
+    values: list[float | None], points: int, drawn: list[float | None]
+) -> None:
+    assert coarse(values, points) == drawn

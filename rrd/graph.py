@@ -323,7 +323,7 @@ class GraphRenderer:
         if cache is not None and cache.is_file():
             return Rendered(cache.read_bytes(), CONTENT_TYPES[spec.fmt], cached=True)
         # through rrdcached (FETCH) when it answers: librrd's read lock would make its writes fail
-        args = [*self.archive.daemon_args(), *build_args(spec, paths, self._iec(spec))]
+        args = [*self.archive.daemon_args(), *build_args(spec, paths, self._iec(spec, paths))]
         try:
             data, info = DRAWER.draw(spec.zone, args)
         except GraphError as exc:
@@ -332,18 +332,36 @@ class GraphRenderer:
             self._store(cache, data)
         return Rendered(data, CONTENT_TYPES[spec.fmt], info)
 
-    def _iec(self, spec: GraphSpec) -> int | None:
-        """For a unit with IEC prefixes: the power of 1024 of the largest value in range (None: SI)."""
+    def _iec(self, spec: GraphSpec, paths: Sequence[Path]) -> int | None:
+        """For a unit with IEC prefixes: the power of 1024 of the largest value drawn in range (None: SI)."""
         if spec.base != 1024 or not spec.unit:
             return None
-        peak = 0.0
-        for mid in spec.metric_ids:
+        has_cdef = [i < len(spec.cdefs) and bool(spec.cdefs[i]) for i in range(len(spec.metric_ids))]
+        peak = self._cdef_peak(spec, paths) if any(has_cdef) else 0.0
+        for mid, transformed in zip(spec.metric_ids, has_cdef, strict=True):
+            if transformed:
+                continue
             try:
                 series = self.archive.fetch(mid, spec.start, spec.end)
             except ArchiveError as exc:
                 raise GraphError(str(exc)) from exc
             peak = max([peak, *(abs(v) for v in series.values if v is not None)])
         return iec_exponent(peak)
+
+    def _cdef_peak(self, spec: GraphSpec, paths: Sequence[Path]) -> float:
+        """The largest magnitude of the lines with a cdef, computed by rrdtool (``xport``: no image)."""
+        args = [*self.archive.daemon_args(), "--start", str(spec.start), "--end", str(spec.end)]
+        for i, path in enumerate(paths):
+            args.append(f"DEF:v{i}={_path_arg(path)}:{DS_NAME}:AVERAGE")
+        for i, expr in enumerate(spec.cdefs):
+            if expr:
+                args += [f"CDEF:c{i}={expr}", f"XPORT:c{i}"]
+        try:
+            out = rrdtool.xport(*args)
+        except rrdtool.OperationalError as exc:
+            raise GraphError(f"rrdtool xport failed for {', '.join(spec.metric_ids)}: {exc}") from None
+        values = (abs(v) for row in out["data"] for v in row if v is not None and math.isfinite(v))
+        return max(values, default=0.0)
 
     def _locate(self, metric_ids: Sequence[str]) -> tuple[list[Path], list[int]]:
         paths, stamps = [], []

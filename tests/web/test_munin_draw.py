@@ -162,3 +162,20 @@ def test_last_value_is_shown_with_its_cdef(if_site: Site, caplog: pytest.LogCapt
     assert rows["if_eth0/up"]["value"] == pytest.approx(8 * last_up[1])
     assert rows["if_eth0/bad"]["value"] == pytest.approx(last_bad[1])  # refused: shown as archived
     assert "cdef of field bad shown raw" in caplog.text
+
+
+def test_iec_prefix_of_a_base_1024_png_follows_the_drawn_values(if_site: Site) -> None:
+    up_max = max(v for v in _raw(if_site, "if_eth0/up") if v is not None)
+    assert 1024 < up_max < 1024**2 < 1024 * up_max  # raw: KiB; drawn (x1024): MiB
+    renderer = GraphRenderer(if_site.archive)
+    common: dict[str, Any] = {"unit": "B", "base": 1024}
+    drawn = renderer.render(
+        GraphSpec(("if_eth0/up",), NOW - 3600, NOW, cdefs=("v0,1024,*",), **common), use_cache=False
+    )
+    raw = renderer.render(GraphSpec(("if_eth0/up",), NOW - 3600, NOW, **common), use_cache=False)
+    legends = {
+        k: [str(v) for n, v in r.info.items() if n.startswith("legend[")]
+        for k, r in (("d", drawn), ("r", raw))
+    }
+    assert f"max {up_max / 1024:8.2f} MiB" in legends["d"], legends
+    assert f"max {up_max / 1024:8.2f} KiB" in legends["r"], legends

@@ -71,7 +71,7 @@ def bench_graphs(tmp: Path, n: int) -> dict[str, Any]:
     cached = GraphRenderer(archive, tmp / "cache")
     cached.render(spec)
     argv = ["rrdtool", "graph", str(tmp / "peer.png"), *build_args(spec, [archive.path("load/load")])]
-    out = {
+    out: dict[str, Any] = {
         "uncached": _times(lambda: plain.render(spec, use_cache=False), n),
         "cached": _times(lambda: cached.render(spec), n),
         "peer_rrdtool_subprocess": _times(lambda: subprocess.run(argv, check=True, capture_output=True), n),
@@ -201,6 +201,15 @@ def bench_overview(tmp: Path, count: int, n: int) -> dict[str, Any]:
     version = client.get("/overview/changes").get_json()["version"]
     same = client.get("/overview/changes", query_string={"since": version}, headers=gz)
     refresh = _times(lambda: client.get("/overview/changes", query_string={"since": version}, headers=gz), n)
+    # a sparkline (fetched by the browser when its row is seen) and, beside it, the group's small PNG
+    # thumbnail from the graph cache (what an open group shows)
+    group = {"group": "g0000"}
+    spark = client.get("/overview/spark/s001.svg", query_string=group, headers=gz)
+    assert spark.status_code == 200, spark.status_code
+    spark_t = _times(lambda: client.get("/overview/spark/s001.svg", query_string=group, headers=gz), n)
+    thumb_q = {**group, "size": "small", "period": "day"}
+    thumb = client.get("/img/s001.png", query_string=thumb_q)
+    thumb_t = _times(lambda: client.get("/img/s001.png", query_string=thumb_q), n)
     from alarms.engine import MetricRecord
     from alarms.store import AlarmStore
     from downtime.db import make_engine
@@ -229,6 +238,11 @@ def bench_overview(tmp: Path, count: int, n: int) -> dict[str, Any]:
         "refresh_one_change_parts": len(json.loads(gzip.decompress(one.get_data()))["parts"]),
         "peer_static_http_server": peer,
         "warm_vs_peer": warm["p50_ms"] / peer["p50_ms"],
+        "sparklines_on_page": plain.get_data().count(b'class="spark"'),
+        "spark_bytes_wire": len(spark.get_data()),
+        "spark": spark_t,
+        "thumb_png_bytes": len(thumb.get_data()),
+        "thumb_png_cached": thumb_t,
     }
 
 
@@ -255,6 +269,17 @@ def _overview_rows(o: dict[str, Any]) -> list[tuple[str, Any, str]]:
             f"p95 {peer['p95_ms']:.1f} (peer)",
         ),
         (f"overview {c}: warm / peer", o["warm_vs_peer"], "x"),
+        (
+            f"overview {c}: one sparkline p50 (ms)",
+            o["spark"]["p50_ms"],
+            f"p95 {o['spark']['p95_ms']:.1f}; {o['spark_bytes_wire']} B gzip; "
+            f"{o['sparklines_on_page']} on the page, each fetched when seen",
+        ),
+        (
+            f"overview {c}: group thumbnail PNG, cached p50 (ms)",
+            o["thumb_png_cached"]["p50_ms"],
+            f"{o['thumb_png_bytes']:,} B (what an open group shows)",
+        ),
     ]
 
 

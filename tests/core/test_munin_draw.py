@@ -119,8 +119,16 @@ def test_collector_records_cdef_and_negative_in_the_catalogue(
     assert meta["if_eth0/up"].ds_type == "DERIVE" and meta["if_eth0/up"].graph == "if_eth0"
 
 
-def test_migration_0007_keeps_0006_rows_and_a_changed_cdef_is_rewritten(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def test_migration_0007_keeps_0006_rows_and_a_changed_cdef_is_rewritten(db_url: str) -> None:
+    url = db_url
     upgrade(url, "0006_metric_meta")
     engine = make_engine(url)
     try:
@@ -138,3 +146,30 @@ def test_migration_0007_keeps_0006_rows_and_a_changed_cdef_is_rewritten(tmp_path
         assert meta["old/x"] == MetricMeta(unit="B")  # the 0006 row: drawn raw
     finally:
         engine.dispose()
+
+
+def test_negative_inside_a_multigraph_section_names_the_metric_of_that_graph(tmp_path: Path) -> None:
+    from slurpers.api import CollectContext
+    from slurpers.munin import MuninSettings, MuninSlurper
+
+    config = (
+        "multigraph if_bytes\ngraph_title bytes\nrx.label rx\nrx.graph no\nrx.cdef rx,8,*\n"
+        "tx.label tx\ntx.negative rx\ntx.cdef tx,8,*\n"
+    )
+    plugin = tmp_path / "plugins" / "netstat_multi"
+    plugin.parent.mkdir()
+    (tmp_path / "config.txt").write_text(config)
+    (tmp_path / "fetch.txt").write_text("multigraph if_bytes\nrx.value 10\ntx.value 20\n")
+    plugin.write_text(
+        f'#!/bin/sh\nif [ "$1" = config ]; then cat {tmp_path / "config.txt"}; exit 0; fi\n'
+        f"cat {tmp_path / 'fetch.txt'}\n"
+    )
+    plugin.chmod(0o755)
+    slurper = MuninSlurper(
+        "net", MuninSettings(plugin=str(plugin), plugstate=str(tmp_path / "state")), interval=60, timeout=10
+    )
+    readings = slurper.collect(CollectContext(now=0.0, timeout=10.0))
+    assert {r.metric for r in readings} == {"if_bytes.rx", "if_bytes.tx"}
+    specs = {s.name: s for s in slurper.metrics()}
+    assert (specs["if_bytes.tx"].negative, specs["if_bytes.tx"].cdef) == ("if_bytes.rx", "tx,8,*")
+    assert field_ids("net/if_bytes.tx", specs["if_bytes.tx"].cdef) == {"tx": "net/if_bytes.tx"}

@@ -186,7 +186,11 @@ def _img_urls(endpoint: str, tr: TimeRange, zone: str, **kw: Any) -> dict[str, s
 def metric_image(slurper: str, metric: str, fmt: str) -> Response:
     mid = metric_id(slurper, metric)
     row = _metric_row(mid)
-    return _image([mid], fmt, mid, thresholds(row.warning, row.critical), row.unit, _base(row))
+    # Munin's negative: the other half of the pair is drawn below the axis, as the page's chart does
+    negative = monitor().meta().get(mid)
+    partner = f"{slurper}/{negative.negative}" if negative and negative.negative else ""
+    ids = [mid, partner] if partner and partner in monitor().metric_ids() else [mid]
+    return _image(ids, fmt, mid, thresholds(row.warning, row.critical), row.unit, _base(row))
 
 
 def _base(row: MetricRow) -> int:

@@ -297,7 +297,12 @@ def _schemas() -> dict[str, Any]:
                 "step": {"type": "integer"},
                 "cf": {"type": "string"},
                 "times": {"type": "array", "items": {"type": "integer"}},
-                "values": {"type": "array", "items": num},
+                "values": {"type": "array", "items": num, "description": "as drawn: with `cdef` applied"},
+                "cdef": {"type": "string", "description": "Munin's cdef applied to the values; empty: none"},
+                "negative": {
+                    "type": "string",
+                    "description": "Munin's negative: the metric (of the same slurper) drawn mirrored below",
+                },
             },
         },
         "NewDowntime": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -179,3 +180,24 @@ def test_iec_prefix_of_a_base_1024_png_follows_the_drawn_values(if_site: Site) -
     }
     assert f"max {up_max / 1024:8.2f} MiB" in legends["d"], legends
     assert f"max {up_max / 1024:8.2f} KiB" in legends["r"], legends
+
+
+def test_metric_png_draws_the_negative_partner_below_the_axis(if_site: Site) -> None:
+    from PIL import Image
+
+    client = if_site.client()
+    # the lines' colours (rrd.graph.PALETTE): the metric's own, then its partner's
+    blue, green = (0x1F, 0x77, 0xB4), (0x2C, 0xA0, 0x2C)
+
+    def rows_of(path: str, color: tuple[int, int, int]) -> list[int]:
+        resp = client.get(path)
+        assert resp.status_code == 200 and resp.mimetype == "image/png"
+        img = Image.open(io.BytesIO(resp.data)).convert("RGB")
+        return sorted(y for x in range(img.width) for y in range(img.height) if img.getpixel((x, y)) == color)
+
+    up_png = "/img/if_eth0/up.png?period=hour&size=large"
+    partner, own = rows_of(up_png, green), rows_of(up_png, blue)
+    assert len(partner) > 500  # a line across the plot, not just a legend swatch
+    # the partner runs below the metric's own line (pixel rows grow downwards): it is drawn as -8 x down
+    assert partner[len(partner) // 2] > own[len(own) // 2] + 100
+    assert rows_of("/img/if_eth0/down.png?period=hour&size=large", green) == []  # down names no partner

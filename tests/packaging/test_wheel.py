@@ -223,11 +223,14 @@ def web_site(installed: Installed) -> Iterator[str]:
     add = installed.run("downtime", "add", "--scope", "load/*", "--duration", "2h", "--reason", "smoke test")
     assert add.returncode == 0, add.stdout + add.stderr
     port = _free_port()
-    proc = subprocess.Popen(
-        [installed.rexmon, "--config", str(installed.home / "etc" / "rexmon.toml"), "web", "--listen",
-         f"127.0.0.1:{port}"],
-        cwd=installed.home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_clean_env(),
-    )  # fmt: skip
+    # its log goes to a file: a pipe nobody reads leaks and would stall the server once full
+    log = installed.home / "web.log"
+    with log.open("wb") as err_out:
+        proc = subprocess.Popen(
+            [installed.rexmon, "--config", str(installed.home / "etc" / "rexmon.toml"), "web", "--listen",
+             f"127.0.0.1:{port}"],
+            cwd=installed.home, stdout=subprocess.DEVNULL, stderr=err_out, env=_clean_env(),
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -238,7 +241,7 @@ def web_site(installed: Installed) -> Iterator[str]:
                         break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read() if proc.stderr else ""
+                    err = log.read_text(errors="replace")
                     raise AssertionError(f"rexmon web did not start: {err}") from None
                 time.sleep(0.3)
         yield base

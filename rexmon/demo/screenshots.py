@@ -79,7 +79,8 @@ _IMAGES_LOADED = (
 #: the images the screenshot shows (lazy ones load only once in view) have loaded
 _VISIBLE_IMAGES_LOADED = (
     "() => [...document.querySelectorAll('img')]"
-    ".filter(i => i.getBoundingClientRect().top < innerHeight).every(i => i.complete)"
+    ".filter(i => i.getBoundingClientRect().top < innerHeight)"
+    ".every(i => i.complete && (!i.dataset.src || i.getAttribute('src')))"  # sparklines: asked for
 )
 _CHART_DRAWN = "() => { const c = document.getElementById('chart'); return c && c.dataset.yTicks; }"
 

@@ -58,7 +58,7 @@ class Links:
     group_body: str  # + quoted key -> a collapsed group's items
     slurper_body: str  # + quoted id -> a folded slurper's group lines
     image_root: str  # + "<slurper>.png?group=..." -> a group's thumbnail
-    spark_root: str = ""  # + "<slurper>.svg?group=..." -> a group's sparkline (web/spark.py)
+    spark_root: str  # + "<slurper>.svg?group=..." -> a group's sparkline (web/spark.py)
 
 
 def spark_img(slurper: str, graph: str, links: Links) -> str:

@@ -206,7 +206,13 @@ class ArchiveReader:
             raise MetricNotFound(f"no such metric: {metric_id}")
         client = self._daemon(not self.policy.paused())
         if client is not None and (not resolution or self.reads_remote):
-            got = self._remote(client, remote.fetch, metric_id, cf, start, end)
+            try:
+                got = remote.fetch(client, self.names.name(metric_id), cf, start, end)
+            except remote.RemoteReadError as exc:
+                raise ArchiveError(f"{metric_id}: {exc}") from exc
+            except RRDCachedError as exc:  # rrdcached went away: as a failed flush ("warn": the disk)
+                self.policy.failed(exc, remote=self.reads_remote)
+                return self._fetch_file(self.path(metric_id), metric_id, start, end, cf, resolution)
             if got is None:
                 raise MetricNotFound(f"no such metric: {metric_id}")
             t0, t1, step, values = got

@@ -65,3 +65,30 @@ def test_pages_and_api_read_the_files_on_disk_and_say_so(
         app.extensions["rexmon"]["monitor"].close()
         writer.close()
         daemon.stop()
+
+
+def test_the_series_api_first_after_rrdcached_went_away_reads_the_disk(
+    make_site: Callable[..., Site], tmp_path: Path
+) -> None:
+    """No page has noticed yet that rrdcached is gone: the series read itself falls back to the files."""
+    site = make_site()
+    daemon = start_rrdcached(site.config.rrd_dir, tmp_path / "daemon", tcp=False)
+    writer = Archive(site.config.rrd_dir, STEP, daemon.address, journal_dir=tmp_path / "journal")
+    try:
+        assert not writer.write([Update("load/load", NOW + STEP, 9.5, SPEC)]).errors
+        writer.sync()
+        config = dataclasses.replace(
+            site.config, archive=dataclasses.replace(site.config.archive, rrdcached=daemon.address)
+        )
+        app = create_app(config, clock=lambda: float(NOW + STEP))
+        client = app.test_client()
+        daemon.stop(kill=True)
+        for url in API[1:]:
+            r = client.get(url)
+            assert r.status_code == 200, (url, r.status_code, r.get_data(as_text=True)[:200])
+        values = [v for v in client.get(API[1]).get_json()["values"] if v is not None]
+        assert 9.5 in values
+    finally:
+        app.extensions["rexmon"]["monitor"].close()
+        writer.close()
+        daemon.stop()

@@ -37,6 +37,8 @@ class RRDCached:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
 def start_rrdcached(rrd_dir: Path, work: Path) -> RRDCached:
@@ -79,7 +81,8 @@ def start_rrdcached(rrd_dir: Path, work: Path) -> RRDCached:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            with proc.stderr or open(os.devnull, "rb") as stderr:
+                err = stderr.read().decode(errors="replace")
             raise DaemonError(f"rrdcached exited with status {proc.returncode}: {err.strip()[:300]}")
         try:
             with socket.socket(socket.AF_UNIX) as s:
@@ -87,7 +90,7 @@ def start_rrdcached(rrd_dir: Path, work: Path) -> RRDCached:
             return RRDCached(f"unix:{sock}", proc)
         except OSError:
             time.sleep(0.05)
-    proc.kill()
+    RRDCached(f"unix:{sock}", proc).stop()
     raise DaemonError(f"rrdcached did not listen on {sock} within 15 s")
 
 

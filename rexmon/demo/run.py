@@ -259,7 +259,10 @@ class Demo:
     def _start_web(self, cfg: Config, host: str, port: int) -> None:
         from web import create_app
 
-        server = WebServer(create_app(cfg), host, port).start()
+        app = create_app(cfg)
+        # newest first: the server stops, then the site's rrdcached and database connections close
+        self._on_stop("web site's connections", app.extensions["rexmon"]["monitor"].close)
+        server = WebServer(app, host, port).start()
         self._on_stop("web site", server.stop)
 
     # -- stop ----------------------------------------------------------------------------------------

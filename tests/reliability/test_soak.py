@@ -174,11 +174,8 @@ def test_soak_1000_slurpers_under_web_load(
     assert rss_last <= rss_mid * 1.2 + 20_000, samples
     assert fd_last <= fd_mid + 10, samples
     assert counts["ok"] > 0, counts
-    # while rrdcached is away the series API answers 500 to the first reads before web/api.py falls back to
-    # the files on disk (a web defect, reported); pages and the metric list never do, and nothing does
-    # outside the outage
-    outside = [(t, p) for t, p in failures if not away[0] <= t <= away[1] + 15]
-    assert outside == [] and all(p == SERIES for _, p in failures), (away, failures)
+    # while rrdcached is away the pages, the metric list and the series read the files on disk: no 5xx at all
+    assert failures == [], (away, failures)
     log = collector.output()
     noisy = [ln for ln in log.splitlines() if " WARNING " in ln or " ERROR " in ln]
     assert len(noisy) <= LOG_LINES, noisy[:80]

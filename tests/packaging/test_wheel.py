@@ -313,6 +313,10 @@ def test_every_page_and_static_asset_of_the_installed_web_site_answers_200(
     linked = re.search(r"/img/load\.png\?[^\"' ]+", group_page)
     assert linked is not None, group_page[:2000]
     pages = [html.unescape(linked.group(0)) if p == "/img/load.png" else p for p in pages]
+    # so does a sparkline: take the address the overview's row carries
+    spark = re.search(r"/overview/spark/load\.svg\?[^\"' ]+", _get(web_site + "/")[1].decode())
+    assert spark is not None
+    pages = [html.unescape(spark.group(0)) if p == "/overview/spark/load.svg" else p for p in pages]
     answers = {path: _get(web_site + path) for path in pages + assets}
     bad = {path: (status, body[:300]) for path, (status, body) in answers.items() if status != 200}
     assert bad == {}

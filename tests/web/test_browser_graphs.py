@@ -109,8 +109,10 @@ def test_a_graph_key_with_two_units_gives_two_graphs(chromium: Any, browser_site
         figures = page.locator("#g-eth0 figure.group-graph")
         assert figures.evaluate_all("fs => fs.map(f => f.dataset.unit)") == ["", "B/s"]
         assert figures.nth(1).locator("figcaption").inner_text().startswith("B/s: eth0.tx")
-        for i in range(2):
-            assert figures.nth(i).locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+        for i in range(2):  # the group images load lazily: each is drawn once it is scrolled into view
+            img = figures.nth(i).locator("img")
+            img.scroll_into_view_if_needed()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
         assert page.locator('li.metric a[href*="eth0.tx"] .val').inner_text().endswith("MB/s")
     finally:
         context.close()

@@ -11,6 +11,7 @@ that is a whole number is printed whole (``12 jobs``, not ``12.0 jobs``).
 from __future__ import annotations
 
 import math
+import re
 
 BASES = (1000, 1024)
 _SI_UP = ("", "k", "M", "G", "T", "P", "E")
@@ -76,8 +77,25 @@ def format_value(value: float | None, unit: str = "", base: int = 1000) -> str:
     unit = normalize(unit)
     if not math.isfinite(value):
         return _join(str(value), "", unit)
+    value, unit, base = unprefixed(float(value), unit, base)
     number, prefix = _scaled(float(value), unit, base)
     return _join(number, prefix, unit)
+
+
+_PREFIXED = re.compile(r"^([kKMGTPE])(i?)([Bb])$")
+
+
+def unprefixed(value: float, unit: str, base: int) -> tuple[float, str, int]:
+    """A unit that carries its own prefix (``MiB``, ``kB/s``, as HTCondor and Enstore report) in its
+    base unit, so that it takes one prefix, not two: 512,000 MiB is ``500 GiB``, never ``512 kMiB``.
+    The prefix's kind (``Mi`` or ``M``) decides the base."""
+    head, sep, tail = unit.partition("/")
+    m = _PREFIXED.match(head)
+    if not m:
+        return value, unit, base
+    step = 1024 if m.group(2) else 1000
+    exp = "kMGTPE".index(m.group(1).lower() if m.group(1) == "K" else m.group(1)) + 1
+    return value * float(step) ** exp, m.group(3) + sep + tail, step
 
 
 def _scaled(value: float, unit: str, base: int) -> tuple[str, str]:

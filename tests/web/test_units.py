@@ -11,6 +11,11 @@ from web.units import UnitError, format_value, normalize, rate_unit
     ("value", "unit", "base", "text"),
     [
         (7.3e7, "B", 1024, "69.6 MiB"),
+        # a unit with its own prefix (HTCondor's MiB) takes one prefix, never two ("512 kMiB")
+        (512_000, "MiB", 1000, "500 GiB"),
+        (2048, "KiB", 1000, "2.00 MiB"),
+        (1500, "kB/s", 1024, "1.50 MB/s"),
+        (0.5, "MiB", 1000, "512 KiB"),
         (7.3e7, "bytes", 1024, "69.6 MiB"),
         (7.24e7, "B/s", 1000, "72.4 MB/s"),
         (7.24e7, "bytes/s", 1000, "72.4 MB/s"),

@@ -78,10 +78,20 @@
     return num + " " + prefix + unit;
   }
 
+  // a unit with its own prefix (MiB, kB/s) in its base unit, so it takes one prefix: as web/units.py
+  function unprefixed(v, unit, base) {
+    var parts = unit.split("/"), m = /^([kKMGTPE])(i?)([Bb])$/.exec(parts[0]);
+    if (!m) return [v, unit, base];
+    var step = m[2] ? 1024 : 1000, exp = "kMGTPE".indexOf(m[1] === "K" ? "k" : m[1]) + 1;
+    parts[0] = m[3];
+    return [v * Math.pow(step, exp), parts.join("/"), step];
+  }
+
   function formatValue(v, unit, base) {
     if (v == null) return "U";
     unit = unit || ""; base = base === 1024 ? 1024 : 1000;
     if (!isFinite(v)) return join(String(v), "", unit);
+    var u = unprefixed(v, unit, base); v = u[0]; unit = u[1]; base = u[2];
     var a = Math.abs(v), head = unit.split("/")[0];
     if (NO_PREFIX.indexOf(head) >= 0 || a === 0) return join(plain(v), "", unit);
     if (a < 1) {

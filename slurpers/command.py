@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from slurpers.errors import CommandTimeout, SlurperError
+from slurpers.payload import first_lines
 
 log = logging.getLogger(__name__)
 #: what one command may print (stdout and stderr together) unless the slurper's ``max_output`` says
@@ -107,17 +108,9 @@ def run_command(
         err.decode("utf-8", encoding_errors),
     )
     if check and proc.returncode != 0:
-        raise SlurperError(
-            f"{argv[0]} exited with status {proc.returncode}: {_failure_detail(result.stderr)}"
-        )
+        detail = first_lines(result.stderr) or "no message"
+        raise SlurperError(f"{argv[0]} exited with status {proc.returncode}: {detail}")
     return result
-
-
-def _failure_detail(stderr: str) -> str:
-    """The first meaningful lines of stderr, where a tool says what went wrong; its last line is often
-    only a hint such as ``Try "sdiag --help" for more information``."""
-    lines = [" ".join(line.split()) for line in stderr.splitlines()]
-    return " / ".join(line for line in lines if line)[:300] or "no message"
 
 
 def _read(

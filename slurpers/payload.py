@@ -14,6 +14,14 @@ from typing import Any
 from slurpers.errors import PayloadError
 
 
+def first_lines(text: str, limit: int = 300) -> str:
+    """The first meaningful lines of a command's stderr or an HTTP body, joined with " / ", at most
+    ``limit`` long: where a tool says what went wrong (its last line is often only a hint such as
+    ``Try "sdiag --help" for more information``)."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return " / ".join(line for line in lines if line)[:limit]
+
+
 def request_error_reason(exc: BaseException) -> str:
     """The useful part of an HTTP client error (requests buries it in nested reprs)."""
     text = str(exc)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slurpers.api import PayloadError, Reading, SlurperError, load_json, metric_name, to_float
+from slurpers.payload import first_lines
 
 JOB_STATES = (
     "PENDING",
@@ -114,12 +115,6 @@ def http_error_text(body: str) -> str:
             if _text(doc, key):
                 return _text(doc, key)[:300]
     return first_lines(body)
-
-
-def first_lines(text: str, limit: int = 300) -> str:
-    """The first meaningful lines of a command's stderr or an HTTP body, joined, at most ``limit`` long."""
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return " / ".join(line for line in lines if line)[:limit]
 
 
 #: the first release whose sdiag takes --json

@@ -244,7 +244,8 @@ class Demo:
                 f"in {stats.seconds:.1f} s"
             )
             if alarms is not None and times:
-                alarms.observe(last_observations(cfg, slurpers, sources, times[-1], self.options.seed), now)
+                newest = last_observations(cfg, slurpers, sources, times[-1], self.options.seed, extra)
+                alarms.observe(newest, now)
         finally:
             archive.close()
 

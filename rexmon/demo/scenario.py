@@ -69,12 +69,19 @@ def history_sources(
 
 
 def last_observations(
-    cfg: Config, slurpers: Sequence[Slurper[Any]], sources: Sequence[history.Source], t: int, seed: int
+    cfg: Config,
+    slurpers: Sequence[Slurper[Any]],
+    sources: Sequence[history.Source],
+    t: int,
+    seed: int,
+    extra: Sequence[history.Row] = (),
 ) -> list[Observation]:
-    """The newest pre-filled values as observations, so the alarm states are there at once."""
+    """The newest pre-filled values as observations, so the alarm states (and the metric catalogue's
+    units, Munin's included: its plugins already ran once for ``extra``) are there at once."""
     by_id = {s.id: s for s in slurpers}
     out = []
-    for sid, when, name, value in history.rows_for(sources, [t], seed):
+    newest = [row for row in extra if row[1] == t and row[0] in by_id]
+    for sid, when, name, value in [*history.rows_for(sources, [t], seed), *newest]:
         s = by_id[sid]
         spec = s.spec_for(name)
         if spec.ds_type != "GAUGE":

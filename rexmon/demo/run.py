@@ -244,8 +244,8 @@ class Demo:
                 f"in {stats.seconds:.1f} s"
             )
             if alarms is not None and times:
-                newest = last_observations(cfg, slurpers, sources, times[-1], self.options.seed, extra)
-                alarms.observe(newest, now)
+                first = last_observations(cfg, slurpers, sources, times[-1], self.options.seed, extra)
+                alarms.observe(first, now)
         finally:
             archive.close()
 

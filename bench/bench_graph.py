@@ -22,7 +22,8 @@ import rrdtool
 
 from bench.common import print_table, scratch, standalone, summary
 from rrd.archive import Archive, SeriesSpec, Update
-from rrd.graph import DRAWER, GraphRenderer, GraphSpec, build_args
+from rrd.graph import DRAWER, GraphRenderer
+from rrd.graphargs import GraphSpec, build_args
 
 NOW = 1_763_730_000 - 1_763_730_000 % 3600
 SPEC = SeriesSpec("GAUGE", 120, None, None)

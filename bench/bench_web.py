@@ -29,7 +29,8 @@ from bench.common import percentile, print_table, scratch, standalone, summary
 from downtime.db import upgrade
 from rexmon.config import load
 from rrd.archive import Archive, SeriesSpec, Update
-from rrd.graph import GraphRenderer, GraphSpec, build_args
+from rrd.graph import GraphRenderer
+from rrd.graphargs import GraphSpec, build_args
 
 log = logging.getLogger(__name__)
 NOW = 1_763_730_000 - 1_763_730_000 % 3600

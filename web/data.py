@@ -25,7 +25,8 @@ from downtime.store import DowntimeStore
 from downtime.windows import Window
 from rexmon.config import Config
 from rrd.archive import Archive
-from rrd.graph import Band, GraphRenderer, Rule
+from rrd.graph import GraphRenderer
+from rrd.graphargs import Band, Rule
 from web.latest import Latest, LatestCache, MetricIds
 from web.rpn import shown_value
 from web.units import format_value, normalize, rate_unit

@@ -11,13 +11,14 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, abort, render_template, request, url_for
 
 from alarms.catalogue import MetricMeta
-from rrd.graph import GraphError, GraphSpec, Rule, check_zone
+from rrd.graphargs import GraphError, GraphSpec, Rule, check_zone
 from rrd.names import MetricIdError, check_id
 from rrd.spec import MetricNotFound
 from web.context import ext, monitor, now
 from web.data import MetricRow, group_of, thresholds
 from web.params import PERIODS, ParamError, TimeRange, choice, input_time, int_param, metric_id, time_range
 from web.rpn import RPNError, field_ids, to_rrd
+from web.units import unprefixed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("graphs", __name__)
@@ -269,6 +270,7 @@ def _image(
     bands = [b for _, b in monitor().bands(ids, tr.start, tr.end)]
     labels = tuple(m.split("/", 1)[1] for m in ids) if len(ids) > 1 else ()
     cdefs, negated = drawing(ids, monitor().meta())
+    scale, unit, base = unprefixed(1.0, unit, base)  # MiB drawn as B: rrdtool adds the only prefix
     try:
         spec = GraphSpec(
             tuple(ids),
@@ -284,6 +286,7 @@ def _image(
             zone=zone,
             unit=unit,
             base=base,
+            scale=scale,
             cdefs=cdefs,
             negated=negated,
         )

@@ -1,6 +1,6 @@
 """A small, safe evaluator of Munin's ``cdef`` (rrdtool RPN) for the values the web shows as numbers.
 
-rrdtool draws a cdef itself (rrd/graph.py hands it over as a CDEF); the series JSON/CSV that uPlot draws
+rrdtool draws a cdef itself (rrd/graphargs.py hands it over as a CDEF); the series JSON/CSV that uPlot draws
 and the last value a page prints are computed here, with the same meaning. Only what Munin's plugins use
 is understood: numbers, ``+ - * /``, ``UN``, ``ADDNAN``, ``IF``, ``MIN``, ``MAX`` and the field names of
 the plugin's graph. Anything else is refused with an :class:`RPNError` naming the token; callers then show

@@ -191,7 +191,8 @@ def test_held_values_beyond_the_bound_are_refused_and_counted(tmp_path: Path, tm
 
 def test_stress_reads_and_graphs_while_rrdcached_flushes(tmp_path: Path) -> None:
     """Stress: 200 metrics written 20 times a second while other threads fetch them, read their last values, draw graphs of them with rrdtool and syncs flush them: every value sent is in the files."""  # noqa: E501
-    from rrd.graph import GraphRenderer, GraphSpec
+    from rrd.graph import GraphRenderer
+    from rrd.graphargs import GraphSpec
 
     daemon: RRDCached = start_rrdcached(tmp_path / "rrd", tmp_path / "daemon", tcp=False)
     archive = Archive(tmp_path / "rrd", STEP, daemon.address, journal_dir=tmp_path / "journal")

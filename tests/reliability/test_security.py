@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rexmon.cli import cli
-from rrd.graph import escape_text
+from rrd.graphargs import escape_text
 from tests.web.conftest import Site, basic, make_site, set_states, site  # noqa: F401 (fixtures)
 
 WRITE_METHODS = {"POST", "PUT", "DELETE", "PATCH"}

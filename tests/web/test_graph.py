@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from rrd.archive import Archive, Update
-from rrd.graph import Band, GraphError, GraphRenderer, GraphSpec, Rule, build_args, escape_text
+from rrd.graph import GraphRenderer
+from rrd.graphargs import Band, GraphError, GraphSpec, Rule, build_args, escape_text
 from tests.web.conftest import NOW, SPEC, fill_archive
 
 GREY_BAND = (223, 223, 223)  # #7f7f7f at alpha 0x40 over white
@@ -129,7 +130,8 @@ _THREADED = """
 import sys, threading
 from pathlib import Path
 from rrd.archive import Archive
-from rrd.graph import GraphRenderer, GraphSpec
+from rrd.graph import GraphRenderer
+from rrd.graphargs import GraphSpec
 from tests.web.conftest import NOW, SERIES
 
 renderer = GraphRenderer(Archive(Path(sys.argv[1]), 60))

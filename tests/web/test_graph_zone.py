@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rrd.archive import Update
-from rrd.graph import GraphError, GraphRenderer, GraphSpec, build_args, check_zone, iec_exponent
+from rrd.graph import GraphRenderer
+from rrd.graphargs import GraphError, GraphSpec, build_args, check_zone, iec_exponent
 from tests.web.conftest import NOW, SPEC, Site, fill_archive
 
 

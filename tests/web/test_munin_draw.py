@@ -14,7 +14,8 @@ from alarms.catalogue import CatalogueWriter, MetricMeta, read
 from alarms.observation import Observation
 from downtime.db import make_engine
 from rrd.archive import Update
-from rrd.graph import GraphRenderer, GraphSpec, build_args
+from rrd.graph import GraphRenderer
+from rrd.graphargs import GraphSpec, build_args
 from tests.web.conftest import NOW, SPEC, STEP, Site
 from web import rpn
 from web.graphs import drawing
@@ -186,7 +187,7 @@ def test_metric_png_draws_the_negative_partner_below_the_axis(if_site: Site) -> 
     from PIL import Image
 
     client = if_site.client()
-    # the lines' colours (rrd.graph.PALETTE): the metric's own, then its partner's
+    # the lines' colours (rrd.graphargs.PALETTE): the metric's own, then its partner's
     blue, green = (0x1F, 0x77, 0xB4), (0x2C, 0xA0, 0x2C)
 
     def rows_of(path: str, color: tuple[int, int, int]) -> list[int]:

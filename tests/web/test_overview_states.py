@@ -9,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
+
 from alarms.catalogue import CatalogueWriter
 from alarms.engine import MetricRecord
 from alarms.observation import Observation
 from alarms.store import AlarmStore
 from downtime.db import make_engine
 from rrd.archive import SeriesSpec, Update
+from rrd.graph import GraphRenderer, Rendered
+from rrd.graphargs import GraphSpec
 from tests.web.conftest import NOW, SPEC, Site
 
 BYTES = SeriesSpec("GAUGE", 120, 0, None)
@@ -127,3 +131,24 @@ def test_a_state_change_reaches_an_overview_built_before_it(site: Site) -> None:
     assert 'data-id="load/load" data-state="critical"' in attention
     changed = client.get("/overview/changes", query_string={"since": version}).get_json()["parts"]
     assert {"counts", "attention", "s:load"} <= set(changed)
+
+
+def test_a_unit_with_its_own_prefix_takes_one_prefix_in_the_drawn_legend(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTCondor reports memory in MiB: 512,000 MiB is drawn as 500 GiB, never rrdtool's '512 kMiB'."""
+    site.archive.write([Update("condor/memory", NOW - 60 * i, 512_000.0, BYTES) for i in (2, 1, 0)])
+    collector_round(site, [obs("condor/memory", "MiB")], [])
+    drawn: list[Rendered] = []
+    render = GraphRenderer.render
+
+    def keep(self: GraphRenderer, spec: GraphSpec, *, use_cache: bool = True) -> Rendered:
+        drawn.append(render(self, spec, use_cache=False))  # the image the page gets, with graphv's info
+        return drawn[-1]
+
+    monkeypatch.setattr(GraphRenderer, "render", keep)
+    resp = site.client().get(f"/img/condor/memory.png?start={NOW - 3600}&end={NOW}")
+    assert resp.status_code == 200 and resp.data == drawn[0].data
+    legends = [str(v) for k, v in drawn[0].info.items() if k.startswith("legend[")]
+    last = next(text.split() for text in legends if text.startswith("last"))
+    assert last[1:] == ["500.00", "GiB"], legends

@@ -96,6 +96,8 @@ SAME_CLUSTER = {
 @pytest.mark.parametrize(
     ("name", "expected", "partitions"),
     [
+        # synthetic (tests/data/slurm/README.md): one invented cluster written in both layouts, so the two
+        # must agree; real 24.11 /nodes replies are counted in test_slurm_2411.py
         # 23.02+ layout, -N: cn001 is listed in two partitions and counted once
         ("sinfo_2411.json", SAME_CLUSTER, {"batch", "gpu"}),
         # slurmrestd /nodes: the same cluster, flat node objects with state arrays
@@ -227,8 +229,9 @@ def test_newest_api_from_openapi() -> None:
 
 
 def test_slash_escapes_are_plain_json() -> None:
-    assert "N\\/A" in (D / "nodes_rest.json").read_text()
-    assert doc("nodes_rest.json")["nodes"][0]["gres_drained"] == "N/A"
+    # a real slurmrestd 22.05.8 /nodes reply, captured as Slurm wrote it (tests/data/slurm/2205/README.md)
+    assert "N\\/A" in (D / "2205" / "rest_nodes.json").read_text(encoding="utf-8")
+    assert doc("2205/rest_nodes.json")["nodes"][0]["gres_drained"] == "N/A"
 
 
 # -- end to end through rexmon ----------------------------------------------------------------------

@@ -118,8 +118,10 @@ def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.pass_context
 def run(ctx: click.Context, once: bool, shard: str | None) -> None:
     """Run the collector (scheduler -> slurpers -> archive -> alarms)."""
+    from rexmon.memory import cap_arenas
     from rexmon.service import Service
 
+    cap_arenas()  # before the threads: RSS that follows what the collector holds (rexmon/memory.py)
     cfg = load_config(ctx)
     try:
         # the alarm side is built by its own thread: the collector archives while the database is away

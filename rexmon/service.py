@@ -26,6 +26,7 @@ from rexmon.alarm_worker import AlarmWorker
 from rexmon.config import Config, build_slurper, parse_shard
 from rexmon.episodes import Episode
 from rexmon.heartbeat import SignsOfLife
+from rexmon.memory import Trimmer
 from rexmon.runner import HEALTH, Runner, RunResult
 from rexmon.scheduling import (
     LagRecordingExecutor,
@@ -272,11 +273,13 @@ class Service:
     def _life_loop(self) -> None:
         """The database heartbeat after each writer round, in a thread of its own: a locked or unreachable
         database delays it, never the archive nor systemd's WATCHDOG=1 (the writer pings, so a writer that
-        is stuck sends none and systemd restarts it)."""
+        is stuck sends none and systemd restarts it). It also trims the C heap (rexmon/memory.py)."""
+        trimmer = Trimmer()  # the C heap's free pages back to the system, once a minute
         while not self._stop.is_set() or self._round_done.is_set():
             if self._round_done.wait(1.0):
                 self._round_done.clear()
                 self.life.round(time.time(), self._queue.qsize())
+            trimmer.tick(time.monotonic())
 
     # -- the one-way flow: archive, then checkpoints, then alarms -------------------------------------
     def _write(self, results: Sequence[RunResult]) -> WriteResult:

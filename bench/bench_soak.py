@@ -61,10 +61,12 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
 def measure(slurpers: int, interval: float, runs: int, sample: float, max_seconds: float) -> dict[str, Any]:
     """Run the service until ``runs`` runs (or ``max_seconds``); samples and the fitted growth."""
     from rexmon.config import load
+    from rexmon.memory import cap_arenas
     from rexmon.service import Service
     from slurpers.api import CollectContext, MetricSpec, Reading, Slurper
     from tests.fixtures.rrdcached import start_rrdcached
 
+    cap_arenas()  # as `rexmon run` does before its threads start (the trim is the service's own)
     counter = itertools.count(1)
     done = [0]
 

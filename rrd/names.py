@@ -68,14 +68,34 @@ class Names:
         self.rrd_dir = Path(rrd_dir)
         self.remote = remote
         self._cache: dict[str, tuple[Path, str]] = {}
+        self._root: Path | None = None
+        #: each slurper's folder, resolved once: resolving every new file's whole path (a system call per
+        #: component, twice) was a third of the time to create 10,000 new metrics
+        self._folders: dict[str, Path] = {}
 
     def __call__(self, metric_id: str) -> tuple[Path, str]:
         hit = self._cache.get(metric_id)
         if hit is None:
-            path = path_for(self.rrd_dir, metric_id)
+            path = self._path(metric_id)
             hit = (path, relpath(metric_id) if self.remote else str(path))
             self._cache[metric_id] = hit
         return hit
+
+    def _path(self, metric_id: str) -> Path:
+        """What :func:`path_for` gives, with the folder resolved once per slurper."""
+        if self._root is None:
+            self._root = self.rrd_dir.resolve()
+        head, _, tail = relpath(metric_id).partition("/")
+        folder = self._folders.get(head)
+        if folder is None:
+            folder = (self._root / head).resolve()
+            if self._root not in folder.parents:  # a folder linked out of the archive
+                raise MetricIdError(f"{metric_id!r} would leave the archive")
+            self._folders[head] = folder
+        path = folder / tail
+        if path.is_symlink():  # an administrator's link to the file: followed and checked as before
+            return path_for(self.rrd_dir, metric_id)
+        return path
 
     def path(self, metric_id: str) -> Path:
         return self(metric_id)[0]

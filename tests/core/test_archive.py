@@ -12,7 +12,7 @@ import rrdtool
 
 import rrd.writer as writer_mod
 from rrd.archive import Archive, ArchiveWriter, SeriesSpec, Update, rra_args
-from rrd.names import MetricIdError, check_id, make_id, path_for
+from rrd.names import MetricIdError, Names, check_id, make_id, path_for
 from tests.fixtures.rrdcached import start_rrdcached
 
 T0 = 1_700_000_000 // 60 * 60
@@ -132,6 +132,30 @@ def test_names_cannot_escape_rrd_dir(tmp_path: Path, slurper: str, metric: str, 
     mid = make_id(slurper, metric)
     assert mid == expected
     assert tmp_path.resolve() in path_for(tmp_path, mid).parents
+
+
+def test_names_resolve_as_path_for_does_with_links(tmp_path: Path) -> None:
+    """Names resolves each slurper's folder once (speed); links to the archive, to a folder inside it
+    and to a file still give path_for's real paths, and a folder linked out of the archive is refused."""
+    real = tmp_path / "real"
+    (real / "s").mkdir(parents=True)
+    (real / "elsewhere").mkdir()
+    (real / "s" / "target.rrd").write_bytes(b"")
+    (real / "s" / "linked.rrd").symlink_to(real / "s" / "target.rrd")
+    (real / "alias").symlink_to(real / "elsewhere")
+    (tmp_path / "outside").mkdir()
+    (real / "escape").symlink_to(tmp_path / "outside")
+    archive = tmp_path / "archive"
+    archive.symlink_to(real)
+    names = Names(archive, remote=False)
+    for mid in ("s/plain", "s/linked", "alias/m", "new/m"):
+        assert names.path(mid) == path_for(archive, mid), mid
+        assert names.name(mid) == str(path_for(archive, mid))
+    assert names.path("s/linked") == real / "s" / "target.rrd"
+    with pytest.raises(MetricIdError, match="would leave the archive"):
+        names.path("escape/m")
+    with pytest.raises(MetricIdError, match="would leave the archive"):
+        path_for(archive, "escape/m")
 
 
 @pytest.mark.parametrize("bad", ["../etc/passwd", "a/../../b", "a", "a/b/c", "/abs/x", "a/.x", "a/b\n"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -56,6 +57,30 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     return 0.0 if sxx == 0 else sum((x - mx) * (y - my) for x, y in points) / sxx
+
+
+def slope_interval(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The slope's 95 % confidence interval (normal approximation: slope +- 1.96 standard errors), so that
+    a slope within the samples' scatter is not read as growth or as its absence."""
+    b = slope(points)
+    n = len(points)
+    xs = [p[0] for p in points]
+    mx = statistics.fmean(xs)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if n < 3 or sxx == 0:
+        return (float("nan"), float("nan"))
+    a = statistics.fmean(p[1] for p in points) - b * mx
+    se = math.sqrt(sum((y - a - b * x) ** 2 for x, y in points) / (n - 2) / sxx)
+    return (b - 1.96 * se, b + 1.96 * se)
+
+
+def verdict(low_mb: float, high_mb: float) -> str:
+    """What the 30-day interval says about the target."""
+    if high_mb < TARGET_MB:
+        return "met"
+    if low_mb >= TARGET_MB:
+        return "not met"
+    return "not resolved: the interval spans the target (more runs narrow it)"
 
 
 def measure(slurpers: int, interval: float, runs: int, sample: float, max_seconds: float) -> dict[str, Any]:
@@ -125,7 +150,8 @@ def _fit(
 ) -> dict[str, Any]:
     total = samples[-1]["runs"]
     steady = [s for s in samples if s["runs"] >= total / 5]
-    mb_per_m = slope([(s["runs"] / 1e6, s["rss_kb"] / 1024) for s in steady])
+    rss = [(s["runs"] / 1e6, s["rss_kb"] / 1024) for s in steady]
+    mb_per_m, (low, high) = slope(rss), slope_interval(rss)
     blocks = [s for s in steady if "blocks" in s]
     blocks_per_m = (
         slope([(s["runs"] / 1e6, s["blocks"]) for s in blocks]) if len(blocks) > 1 else float("nan")
@@ -144,7 +170,10 @@ def _fit(
         "threads_min_max": [min(s["threads"] for s in steady), max(s["threads"] for s in steady)],
         "rrdcached_rss_end_mb": samples[-1]["rrdcached_rss_kb"] / 1024,
         "rss_slope_mb_per_million_runs": mb_per_m,
+        "rss_slope_ci95_mb_per_million_runs": [low, high],
         "site_30_days_growth_mb": mb_per_m * SITE_RUNS / 1e6,
+        "site_30_days_ci95_mb": [low * SITE_RUNS / 1e6, high * SITE_RUNS / 1e6],
+        "site_target_verdict": verdict(low * SITE_RUNS / 1e6, high * SITE_RUNS / 1e6),
         "site_target_mb": TARGET_MB,
         "python_blocks_end": blocks[-1]["blocks"] if blocks else float("nan"),
         "python_blocks_per_million_runs": blocks_per_m,
@@ -173,7 +202,14 @@ def _print(out: dict[str, Any], label: str) -> None:
                 out["rss_slope_mb_per_million_runs"],
                 "least squares after warm-up",
             ),
+            (
+                "slope, 95 % interval",
+                "{:.2f} .. {:.2f}".format(*out["rss_slope_ci95_mb_per_million_runs"]),
+                "",
+            ),
             ("10,000 x 60 s x 30 days (MB)", out["site_30_days_growth_mb"], f"target < {TARGET_MB:g} MB"),
+            ("30 days, 95 % interval (MB)", "{:,.0f} .. {:,.0f}".format(*out["site_30_days_ci95_mb"]), ""),
+            ("target", out["site_target_verdict"], ""),
             ("Python blocks / million runs", out["python_blocks_per_million_runs"], "objects kept per run"),
             ("open files", "{}-{}".format(*out["fds_min_max"]), "min-max after warm-up"),
             ("threads", "{}-{}".format(*out["threads_min_max"]), "min-max after warm-up"),
@@ -191,7 +227,10 @@ def report(before: dict[str, Any], after: dict[str, Any]) -> str:
         ("RSS after warm-up (MB)", "rss_start_mb", "{:.1f}"),
         ("RSS at the end (MB)", "rss_end_mb", "{:.1f}"),
         ("RSS slope (MB per million runs)", "rss_slope_mb_per_million_runs", "{:.2f}"),
+        ("RSS slope, 95 % interval", "rss_slope_ci95_mb_per_million_runs", "{0[0]:.2f} .. {0[1]:.2f}"),
         ("10,000 slurpers at 60 s for 30 days (MB)", "site_30_days_growth_mb", "{:,.0f}"),
+        ("30 days, 95 % interval (MB)", "site_30_days_ci95_mb", "{0[0]:,.0f} .. {0[1]:,.0f}"),
+        ("target under 20 MB", "site_target_verdict", "{}"),
         ("Python heap blocks at the end", "python_blocks_end", "{:,.0f}"),
         ("Python heap blocks per million runs", "python_blocks_per_million_runs", "{:,.0f}"),
         ("open files (min-max)", "fds_min_max", "{0[0]}-{0[1]}"),

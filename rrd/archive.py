@@ -81,24 +81,17 @@ class Archive:
         self.rrdcached = rrdcached
         names = Names(self.rrd_dir, bool(rrdcached) and not rrdcached.startswith("unix:"))
         self.writer = ArchiveWriter(
-            self.rrd_dir,
+            names,
             self.step,
             rrdcached,
             journal_dir=journal_dir,
             journal_limit=journal_limit,
             timeout=timeout,
-            names=names,
             monotonic=monotonic,
             retention=retention,
         )
         self.reader = ArchiveReader(
-            self.rrd_dir,
-            self.step,
-            rrdcached,
-            flush_errors=flush_errors,
-            monotonic=monotonic,
-            timeout=timeout,
-            names=names,
+            names, self.step, rrdcached, flush_errors=flush_errors, monotonic=monotonic, timeout=timeout
         )
         self.journal_dir = self.writer.journal_dir
 

@@ -49,20 +49,20 @@ class ArchiveReader:
 
     def __init__(
         self,
-        rrd_dir: Path,
-        step: int = 60,
+        names: Names,
+        step: int,
         rrdcached: str = "",
         *,
         flush_errors: FlushErrors = "raise",
         monotonic: Callable[[], float] = time.monotonic,
         timeout: float = 30.0,
-        names: Names | None = None,
     ) -> None:
-        self.rrd_dir = Path(rrd_dir)
+        #: the archive's files (``names.rrd_dir``) and how rrdcached names them (``names.remote``: over TCP)
+        self.names = names
+        self.rrd_dir = names.rrd_dir
+        self._tcp = names.remote
         self.step = int(step)
         self.rrdcached = rrdcached
-        self._tcp = bool(rrdcached) and not rrdcached.startswith("unix:")
-        self.names = names or Names(self.rrd_dir, self._tcp)
         self.client = RRDCachedClient(rrdcached, timeout) if rrdcached else None
         self.policy = FlushPolicy(self.client, flush_errors, monotonic)
         self._reads_remote: bool | None = None

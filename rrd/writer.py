@@ -42,23 +42,23 @@ class ArchiveWriter:
 
     def __init__(
         self,
-        rrd_dir: Path,
-        step: int = 60,
+        names: Names,
+        step: int,
         rrdcached: str = "",
         *,
         journal_dir: Path | None = None,
         journal_limit: int = 16 << 20,
         timeout: float = 30.0,
-        names: Names | None = None,
         held_limit: int = 200_000,
         retention: Retention = DEFAULT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rrd_dir = Path(rrd_dir)
+        #: the archive's files (``names.rrd_dir``) and how rrdcached names them (``names.remote``: over TCP)
+        self.names = names
+        self.rrd_dir = names.rrd_dir
+        self._remote = names.remote
         self.step = int(step)
         self.rrdcached = rrdcached
-        self._remote = bool(rrdcached) and not rrdcached.startswith("unix:")
-        self.names = names or Names(self.rrd_dir, self._remote)
         self.client = RRDCachedClient(rrdcached, timeout) if rrdcached else None
         #: files of metrics seen for the first time (created in parallel, or retuned)
         self.maker = FileMaker(self.names, self.step, rrdcached, retention=retention, timeout=timeout)

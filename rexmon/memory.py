@@ -9,7 +9,8 @@ after the backlog is gone. Two measures keep RSS close to what Python really hol
 - :func:`cap_arenas` (at start, before the threads): at most ``MALLOC_ARENA_MAX`` arenas, 2 unless the
   environment says otherwise (the systemd unit sets the same);
 - :func:`trim` (once a minute, from the collector's life loop): ``malloc_trim(0)`` hands the free pages
-  of every arena back, a few milliseconds for a heap of 200 MB.
+  of every arena back (measured: 33 ms when it returned a 200 MB peak, 7 ms when there was little to
+  return; allocating threads wait for it meanwhile).
 
 Both do nothing where the C library is not glibc (musl, other systems).
 """

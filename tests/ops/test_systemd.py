@@ -79,6 +79,8 @@ def test_the_collector_unit_is_type_notify_with_a_watchdog() -> None:
     assert svc["Type"] == "notify" and svc["NotifyAccess"] == "main"
     assert int(svc["WatchdogSec"]) >= 10
     assert svc["ExecStart"].startswith(INSTALLED) and svc["ExecStart"].endswith(" run")
+    # SIGTERM to the collector alone (tests/scaleout stops it so): not to every plugin caught mid-run
+    assert svc["KillMode"] == "mixed"
 
 
 @pytest.fixture

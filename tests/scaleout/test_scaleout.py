@@ -9,6 +9,7 @@ evaluate, while a breach under a downtime stays quiet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -132,10 +133,14 @@ def test_two_shards_archive_every_metric_once_and_notify_once(
             time.sleep(0.2)
         time.sleep(2.0)  # a round of the writer and of the evaluator after the last checked run
     finally:
-        for p in hosts.values():  # together: a host left running alone would see the other's go stale
-            os.killpg(p.pid, signal.SIGTERM)
+        # as systemd stops the unit (KillMode=mixed): SIGTERM to each collector, together (a host left
+        # running alone would see the other's go stale), then SIGKILL to any plugin still running
+        for p in hosts.values():
+            os.kill(p.pid, signal.SIGTERM)
         for p in hosts.values():
             p.wait(60)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
     logs = _logs(tmp_path)
     assert all(p.returncode == 0 for p in hosts.values()), logs
     assert " ERROR " not in logs and "archive:" not in logs, logs

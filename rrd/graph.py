@@ -9,6 +9,7 @@ import hashlib
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import tempfile
 import threading
@@ -169,8 +170,24 @@ def _draw_in_child(zone: str, args: Sequence[str]) -> tuple[bytes, dict[str, flo
     return data, {k: (v if isinstance(v, str) else float(v)) for k, v in result.items()}
 
 
+def _die_with_parent() -> None:
+    """A drawing process's start: a thread that ends the process once the one that started it is gone.
+    A web server stopped by SIGTERM (or killed) never shuts its pool down, and its drawing processes
+    lived on, each with its resource tracker. The thread only waits; it never draws."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="rexmon-parent-watch", daemon=True).start()
+
+
 class Drawer:
-    """A pool of single-threaded child processes that run ``rrdtool.graphv``, started on first use.
+    """A pool of child processes that run ``rrdtool.graphv`` in one thread each, started on first use.
 
     A child that dies (librrd crashed) breaks the pool: that graph fails with a GraphError and the next
     one starts a new pool.
@@ -196,7 +213,7 @@ class Drawer:
             if self._pool is None:
                 # spawn, not fork: a forked copy of the threaded web server could inherit a held lock
                 ctx = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_die_with_parent)
             return self._pool
 
     def close(self) -> None:
